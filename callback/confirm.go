@@ -1,0 +1,120 @@
+package callback
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+)
+
+var _ http.Handler = (*Site)(nil)
+
+// ServeHTTP is the confirmation handler: mount it at the confirmation URL
+// registered with the API (by default DefaultPath). It answers signed
+// confirmation requests for tokens this Site issued; a token is consumed by
+// its first signed confirmation request, whatever the answer.
+//
+// Requests that are not validly signed get an unsigned problem+json error,
+// which the API treats as unverified.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		wire.WriteProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "confirmation requests are POSTed")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		wire.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "confirmation requests are application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			wire.WriteProblem(w, http.StatusRequestEntityTooLarge, "message-too-large", "Message too large", "confirmation requests are at most 16 KiB")
+			return
+		}
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", "could not read the request body")
+		return
+	}
+	now := s.now()
+	id := r.Header.Get(wire.HeaderID)
+	if err := wire.Verify(s.keys, wire.Request, id, r.Header.Get(wire.HeaderTimestamp), r.Header.Get(wire.HeaderSignature), body, now); err != nil {
+		reason := "bad-signature"
+		switch {
+		case errors.Is(err, wire.ErrTimestamp):
+			reason = "bad-timestamp"
+		case errors.Is(err, wire.ErrMessageID):
+			reason = "bad-message-id"
+		}
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: unauthenticated confirmation request",
+			slog.String("reason", reason), slog.String("error", err.Error()))
+		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", err.Error())
+		return
+	}
+	var req wire.ConfirmRequest
+	if err := wire.Decode(body, &req); err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
+		return
+	}
+	if err := req.Check(); err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
+		return
+	}
+
+	// Consume first, decide after: a token gets exactly one confirmation
+	// attempt, whatever its answer.
+	raw, ok, err := s.store.Take(r.Context(), req.TokenSHA256)
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: token store failed",
+			slog.String("audience", req.Audience), slog.String("error", err.Error()))
+		w.Header().Set("Retry-After", "1")
+		wire.WriteProblem(w, http.StatusServiceUnavailable, "store-unavailable", "Token store unavailable", "the site's token store could not be read")
+		return
+	}
+	resp := wire.ConfirmResponse{Version: 1, Type: wire.TypeConfirm, Challenge: req.Challenge, Result: wire.ResultRejected}
+	var rec record
+	switch {
+	case !ok:
+		resp.Reason = wire.ReasonUnknownToken
+	case json.Unmarshal(raw, &rec) != nil:
+		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: unreadable token record in store")
+		resp.Reason = wire.ReasonUnknownToken
+	case req.Origin != s.origin:
+		resp.Reason = wire.ReasonOriginMismatch
+	case now.Unix() >= rec.ExpiresAt:
+		resp.Reason = wire.ReasonTokenExpired
+	case rec.Binding.Audience != req.Audience:
+		resp.Reason = wire.ReasonAudienceMismatch
+	case rec.Binding.Kind == wire.KindRequest && !rec.Binding.Matches(req.Request):
+		resp.Reason = wire.ReasonRequestMismatch
+	default:
+		resp.Result, resp.Reason = wire.ResultConfirmed, ""
+		resp.Subject = rec.Subject
+		resp.Binding = &rec.Binding
+		resp.IssuedAt, resp.ExpiresAt = rec.IssuedAt, rec.ExpiresAt
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: confirmation",
+		slog.String("audience", req.Audience), slog.String("result", resp.Result),
+		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
+
+	out, err := json.Marshal(resp)
+	if err != nil {
+		wire.WriteProblem(w, http.StatusInternalServerError, "internal-error", "Internal error", "")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(out)))
+	ts := s.now().Unix()
+	h.Set(wire.HeaderID, id)
+	h.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	h.Set(wire.HeaderSignature, wire.Sign(s.keys, wire.Response, id, ts, out))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(out)
+}

@@ -1,0 +1,127 @@
+package callback
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+)
+
+// ErrRefused is returned by an Authorize hook to refuse a token without
+// further detail.
+var ErrRefused = errors.New("callback: token refused")
+
+// TokenHandlerConfig configures the handler the site's own pages call to get
+// an action token.
+type TokenHandlerConfig struct {
+	// Audiences lists the APIs (https origins) pages may get tokens for.
+	// Required: a page can only ask for a token for one of these.
+	Audiences []string
+
+	// Authorize decides who may have a token: for example a signed-in
+	// session, or a per-visitor rate limit. It returns the subject to bind
+	// (empty for none) or an error to refuse (403). Required: a nil
+	// Authorize is a configuration error, not an open door.
+	Authorize func(r *http.Request, audience, action string) (subject string, err error)
+
+	// TTL of the tokens handed out. If zero, the Site's TTL.
+	TTL time.Duration
+}
+
+// tokenRequest is what a page POSTs to the token handler.
+type tokenRequest struct {
+	Audience string `json:"audience"`
+	Action   string `json:"action"`
+}
+
+// tokenResponse is what the token handler answers.
+type tokenResponse struct {
+	Header    string `json:"header"`
+	ExpiresAt int64  `json:"expires_at"`
+}
+
+// TokenHandler returns the handler the site's pages POST
+// {"audience": "https://api.example", "action": "report"} to, to receive
+// {"header": "<Domain-Confirm value>", "expires_at": <unix seconds>}.
+//
+// Cross-origin requests are refused (http.CrossOriginProtection), so a page
+// on another site cannot obtain tokens; responses are never cached.
+func (s *Site) TokenHandler(cfg TokenHandlerConfig) (http.Handler, error) {
+	if cfg.Authorize == nil {
+		return nil, fmt.Errorf("%w: TokenHandlerConfig.Authorize is required", ErrConfig)
+	}
+	if len(cfg.Audiences) == 0 {
+		return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences is required", ErrConfig)
+	}
+	allowed := make(map[string]bool, len(cfg.Audiences))
+	for _, a := range cfg.Audiences {
+		n, err := wire.NormalizeOrigin(a)
+		if err != nil {
+			return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences: %w", ErrConfig, err)
+		}
+		allowed[n] = true
+	}
+	if _, err := checkTTL(cfg.TTL, s.ttl); err != nil {
+		return nil, fmt.Errorf("%w: TokenHandlerConfig.TTL %w", ErrConfig, err)
+	}
+	h := &tokenHandler{site: s, cfg: cfg, audiences: allowed}
+	return http.NewCrossOriginProtection().Handler(h), nil
+}
+
+type tokenHandler struct {
+	site      *Site
+	cfg       TokenHandlerConfig
+	audiences map[string]bool
+}
+
+func (h *tokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		wire.WriteProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "tokens are requested with POST")
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		wire.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "send application/json")
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	var req tokenRequest
+	if err == nil {
+		err = wire.Decode(body, &req)
+	}
+	if err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-request", "Malformed token request", `send {"audience": "https://api.example", "action": "label"}`)
+		return
+	}
+	aud, err := wire.NormalizeOrigin(req.Audience)
+	if err != nil || !h.audiences[aud] {
+		wire.WriteProblem(w, http.StatusBadRequest, "audience-not-allowed", "Audience not allowed", "this site does not issue tokens for that API")
+		return
+	}
+	if err := wire.CheckAction(req.Action); err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-request", "Malformed token request", err.Error())
+		return
+	}
+	subject, err := h.cfg.Authorize(r, aud, req.Action)
+	if err != nil {
+		wire.WriteProblem(w, http.StatusForbidden, "token-refused", "Token refused", "the site did not authorize a token for this request")
+		return
+	}
+	tok, err := h.site.IssueForAction(r.Context(), aud, req.Action, IssueOptions{Subject: subject, TTL: h.cfg.TTL})
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		wire.WriteProblem(w, http.StatusServiceUnavailable, "issue-failed", "Token could not be issued", "")
+		return
+	}
+	out, _ := json.Marshal(tokenResponse{Header: tok.Header(), ExpiresAt: tok.ExpiresAt().Unix()})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
+	_, _ = w.Write(out)
+}

@@ -1,0 +1,280 @@
+package wire
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+)
+
+// Message limits.
+const (
+	// MaxMessageBytes caps a confirmation request or response body.
+	MaxMessageBytes = 16 << 10
+	MaxPathLen      = 2048
+	MaxActionLen    = 64
+	MaxSubjectLen   = 256
+	challengeBytes  = 32
+)
+
+// Message types and results.
+const (
+	TypeConfirm = "confirm"
+
+	ResultConfirmed = "confirmed"
+	ResultRejected  = "rejected"
+
+	KindRequest = "request"
+	KindAction  = "action"
+)
+
+// Reasons a site gives in a rejected confirmation response.
+const (
+	ReasonUnknownToken     = "unknown-token"
+	ReasonTokenExpired     = "token-expired"
+	ReasonAudienceMismatch = "audience-mismatch"
+	ReasonRequestMismatch  = "request-mismatch"
+	ReasonOriginMismatch   = "origin-mismatch"
+)
+
+// ErrMessage reports a confirmation message that does not follow the
+// protocol.
+var ErrMessage = errors.New("malformed confirmation message")
+
+// RequestInfo describes the API request a token is presented with.
+type RequestInfo struct {
+	Method     string `json:"method"`
+	Path       string `json:"path"`
+	BodySHA256 string `json:"body_sha256"`
+}
+
+// ConfirmRequest is the body the verifier POSTs to a confirmation URL.
+type ConfirmRequest struct {
+	Version     int         `json:"version"`
+	Type        string      `json:"type"`
+	Origin      string      `json:"origin"`
+	Audience    string      `json:"audience"`
+	TokenSHA256 string      `json:"token_sha256"`
+	Challenge   string      `json:"challenge"`
+	Request     RequestInfo `json:"request"`
+}
+
+// Binding is what a token was issued for.
+type Binding struct {
+	Audience   string `json:"audience"`
+	Kind       string `json:"kind"`
+	Method     string `json:"method,omitempty"`
+	Path       string `json:"path,omitempty"`
+	BodySHA256 string `json:"body_sha256,omitempty"`
+	Action     string `json:"action,omitempty"`
+}
+
+// ConfirmResponse is the body a site answers a ConfirmRequest with.
+type ConfirmResponse struct {
+	Version   int      `json:"version"`
+	Type      string   `json:"type"`
+	Challenge string   `json:"challenge"`
+	Result    string   `json:"result"`
+	Reason    string   `json:"reason,omitempty"`
+	Subject   string   `json:"subject,omitempty"`
+	Binding   *Binding `json:"binding,omitempty"`
+	IssuedAt  int64    `json:"issued_at,omitempty"`
+	ExpiresAt int64    `json:"expires_at,omitempty"`
+}
+
+// NewMessageID returns a fresh random message id (a UUID v4).
+func NewMessageID() string { return uuid.NewString() }
+
+// NewChallenge returns 32 bytes from crypto/rand in unpadded base64url.
+func NewChallenge() string {
+	b := make([]byte, challengeBytes)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func checkChallenge(c string) error {
+	if len(c) != base64.RawURLEncoding.EncodedLen(challengeBytes) {
+		return fmt.Errorf("%w: challenge must be %d bytes in unpadded base64url", ErrMessage, challengeBytes)
+	}
+	for i := 0; i < len(c); i++ {
+		if !isBase64URL(c[i]) {
+			return fmt.Errorf("%w: challenge is not base64url", ErrMessage)
+		}
+	}
+	return nil
+}
+
+// Decode parses a JSON message strictly: one object, no unknown fields, no
+// trailing data.
+func Decode(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", ErrMessage, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the JSON object", ErrMessage)
+	}
+	return nil
+}
+
+// CheckMethod validates an HTTP method: 1 to 16 upper-case letters.
+func CheckMethod(m string) error {
+	if len(m) == 0 || len(m) > 16 {
+		return fmt.Errorf("%w: method must be 1 to 16 upper-case letters", ErrMessage)
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return fmt.Errorf("%w: method must be 1 to 16 upper-case letters", ErrMessage)
+		}
+	}
+	return nil
+}
+
+// CheckPath validates a request target in origin form: "/" then printable
+// ASCII, at most MaxPathLen bytes.
+func CheckPath(p string) error {
+	if len(p) == 0 || p[0] != '/' || len(p) > MaxPathLen {
+		return fmt.Errorf("%w: path must start with / and be at most %d bytes", ErrMessage, MaxPathLen)
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] <= ' ' || p[i] >= 0x7f {
+			return fmt.Errorf("%w: path must be printable ASCII (percent-encode the rest)", ErrMessage)
+		}
+	}
+	return nil
+}
+
+// CheckAction validates an action label: 1 to 64 characters of
+// [A-Za-z0-9._:/-].
+func CheckAction(a string) error {
+	if len(a) == 0 || len(a) > MaxActionLen {
+		return fmt.Errorf("%w: action must be 1 to %d characters", ErrMessage, MaxActionLen)
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if !(isBase64URL(c) || c == '.' || c == ':' || c == '/') {
+			return fmt.Errorf("%w: action characters must be A-Z a-z 0-9 . _ : / -", ErrMessage)
+		}
+	}
+	return nil
+}
+
+// CheckSubject validates a subject: valid UTF-8 without control characters,
+// at most MaxSubjectLen bytes. The empty subject means none.
+func CheckSubject(s string) error {
+	if len(s) > MaxSubjectLen || !utf8.ValidString(s) {
+		return fmt.Errorf("%w: subject must be UTF-8 of at most %d bytes", ErrMessage, MaxSubjectLen)
+	}
+	for _, r := range s {
+		if r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) {
+			return fmt.Errorf("%w: subject contains a control character", ErrMessage)
+		}
+	}
+	return nil
+}
+
+// Check validates a RequestInfo.
+func (ri RequestInfo) Check() error {
+	if err := CheckMethod(ri.Method); err != nil {
+		return err
+	}
+	if err := CheckPath(ri.Path); err != nil {
+		return err
+	}
+	if !IsHexSHA256(ri.BodySHA256) {
+		return fmt.Errorf("%w: body_sha256 must be 64 lower-case hex digits", ErrMessage)
+	}
+	return nil
+}
+
+// Check validates a ConfirmRequest.
+func (m *ConfirmRequest) Check() error {
+	if m.Version != 1 || m.Type != TypeConfirm {
+		return fmt.Errorf("%w: want version 1, type %q", ErrMessage, TypeConfirm)
+	}
+	if o, err := NormalizeOrigin(m.Origin); err != nil || o != m.Origin {
+		return fmt.Errorf("%w: origin is not a canonical https origin", ErrMessage)
+	}
+	if a, err := NormalizeOrigin(m.Audience); err != nil || a != m.Audience {
+		return fmt.Errorf("%w: audience is not a canonical https origin", ErrMessage)
+	}
+	if !IsHexSHA256(m.TokenSHA256) {
+		return fmt.Errorf("%w: token_sha256 must be 64 lower-case hex digits", ErrMessage)
+	}
+	if err := checkChallenge(m.Challenge); err != nil {
+		return err
+	}
+	return m.Request.Check()
+}
+
+// Check validates a Binding.
+func (b *Binding) Check() error {
+	if a, err := NormalizeOrigin(b.Audience); err != nil || a != b.Audience {
+		return fmt.Errorf("%w: binding audience is not a canonical https origin", ErrMessage)
+	}
+	switch b.Kind {
+	case KindRequest:
+		if b.Action != "" {
+			return fmt.Errorf("%w: a request binding has no action", ErrMessage)
+		}
+		return RequestInfo{b.Method, b.Path, b.BodySHA256}.Check()
+	case KindAction:
+		if b.Method != "" || b.Path != "" || b.BodySHA256 != "" {
+			return fmt.Errorf("%w: an action binding has no method, path or body", ErrMessage)
+		}
+		return CheckAction(b.Action)
+	default:
+		return fmt.Errorf("%w: binding kind must be %q or %q", ErrMessage, KindRequest, KindAction)
+	}
+}
+
+// Matches reports whether a request binding allows the request ri.
+func (b *Binding) Matches(ri RequestInfo) bool {
+	return b.Kind == KindRequest && b.Method == ri.Method && b.Path == ri.Path && b.BodySHA256 == ri.BodySHA256
+}
+
+// Check validates a ConfirmResponse against the request it answers. It does
+// not compare the challenge; callers do, in constant time.
+func (m *ConfirmResponse) Check() error {
+	if m.Version != 1 || m.Type != TypeConfirm {
+		return fmt.Errorf("%w: want version 1, type %q", ErrMessage, TypeConfirm)
+	}
+	if err := checkChallenge(m.Challenge); err != nil {
+		return err
+	}
+	switch m.Result {
+	case ResultConfirmed:
+		if m.Reason != "" {
+			return fmt.Errorf("%w: a confirmed answer has no reason", ErrMessage)
+		}
+		if m.Binding == nil {
+			return fmt.Errorf("%w: a confirmed answer needs its binding", ErrMessage)
+		}
+		if err := m.Binding.Check(); err != nil {
+			return err
+		}
+		if err := CheckSubject(m.Subject); err != nil {
+			return err
+		}
+		if m.IssuedAt <= 0 || m.ExpiresAt <= m.IssuedAt || m.ExpiresAt-m.IssuedAt > int64(MaxTokenTTL.Seconds()) {
+			return fmt.Errorf("%w: issued_at and expires_at must span at most %s", ErrMessage, MaxTokenTTL)
+		}
+	case ResultRejected:
+		if len(m.Reason) == 0 || len(m.Reason) > 64 || CheckAction(m.Reason) != nil {
+			return fmt.Errorf("%w: a rejected answer needs a short reason", ErrMessage)
+		}
+		if m.Subject != "" || m.Binding != nil {
+			return fmt.Errorf("%w: a rejected answer carries no subject or binding", ErrMessage)
+		}
+	default:
+		return fmt.Errorf("%w: result must be %q or %q", ErrMessage, ResultConfirmed, ResultRejected)
+	}
+	return nil
+}

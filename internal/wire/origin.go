@@ -1,0 +1,175 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// MaxOriginLen caps the length of an origin as written anywhere in the
+// protocol. DNS names are at most 253 bytes; scheme, port and brackets fit.
+const MaxOriginLen = 300
+
+// DefaultConfirmPath is the confirmation URL path used when a registration
+// names none.
+const DefaultConfirmPath = "/.well-known/domainconfirm"
+
+// ErrOrigin reports a string that is not an https origin.
+var ErrOrigin = errors.New("not an https origin")
+
+// NormalizeOrigin validates s as an https origin (scheme, host and optional
+// port; nothing else) and returns its canonical form: lower-case host, no
+// default port, IPv6 literals bracketed, no trailing slash. "null" and
+// anything with user info, a path other than "/", a query or a fragment is
+// rejected.
+func NormalizeOrigin(s string) (string, error) {
+	if s == "" {
+		return "", fmt.Errorf("%w: empty", ErrOrigin)
+	}
+	if len(s) > MaxOriginLen {
+		return "", fmt.Errorf("%w: longer than %d bytes", ErrOrigin, MaxOriginLen)
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f {
+			return "", fmt.Errorf("%w: contains a space, control or non-ASCII byte", ErrOrigin)
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return "", fmt.Errorf("%w: does not parse as a URL", ErrOrigin)
+	}
+	if u.Scheme != "https" && !strings.EqualFold(u.Scheme, "https") {
+		return "", fmt.Errorf("%w: scheme must be https", ErrOrigin)
+	}
+	if u.Opaque != "" || u.User != nil {
+		return "", fmt.Errorf("%w: user info or opaque form", ErrOrigin)
+	}
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
+		return "", fmt.Errorf("%w: has a path, query or fragment", ErrOrigin)
+	}
+	host, err := canonicalHost(u.Hostname())
+	if err != nil {
+		return "", err
+	}
+	port := u.Port()
+	if port == "" && strings.HasSuffix(u.Host, ":") {
+		return "", fmt.Errorf("%w: empty port", ErrOrigin)
+	}
+	if port != "" {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 || len(port) > 5 {
+			return "", fmt.Errorf("%w: bad port", ErrOrigin)
+		}
+		if n == 443 {
+			port = ""
+		} else {
+			port = strconv.FormatUint(n, 10)
+		}
+	}
+	if port == "" {
+		return "https://" + host, nil
+	}
+	return "https://" + host + ":" + port, nil
+}
+
+// canonicalHost lower-cases a DNS name and checks its syntax, or returns the
+// canonical text of an IP literal (bracketed for IPv6).
+func canonicalHost(h string) (string, error) {
+	if h == "" {
+		return "", fmt.Errorf("%w: no host", ErrOrigin)
+	}
+	if strings.Contains(h, ":") || strings.Contains(h, "%") {
+		a, err := netip.ParseAddr(h)
+		if err != nil || a.Zone() != "" || !a.Is6() {
+			return "", fmt.Errorf("%w: bad IPv6 literal", ErrOrigin)
+		}
+		return "[" + a.String() + "]", nil
+	}
+	if a, err := netip.ParseAddr(h); err == nil {
+		return a.String(), nil
+	}
+	h = strings.ToLower(h)
+	if len(h) > 253 {
+		return "", fmt.Errorf("%w: host name too long", ErrOrigin)
+	}
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return "", fmt.Errorf("%w: bad host name", ErrOrigin)
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", fmt.Errorf("%w: bad host name (use the punycode A-label form)", ErrOrigin)
+			}
+		}
+	}
+	if strings.HasSuffix(h, ".") {
+		return "", fmt.Errorf("%w: host name ends with a dot", ErrOrigin)
+	}
+	if allDigitsAndDots(h) {
+		return "", fmt.Errorf("%w: numeric host that is not an IPv4 address", ErrOrigin)
+	}
+	return h, nil
+}
+
+func allDigitsAndDots(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '.' && (c < '0' || c > '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// ConfirmURL validates the confirmation URL raw registered for origin (which
+// must already be canonical) and returns it parsed. An empty raw means
+// origin + DefaultConfirmPath. The URL must be https on the same host and
+// port as the origin, without user info or fragment.
+func ConfirmURL(origin, raw string) (*url.URL, error) {
+	if raw == "" {
+		raw = origin + DefaultConfirmPath
+	}
+	if len(raw) > 2048 {
+		return nil, errors.New("confirmation URL longer than 2048 bytes")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, errors.New("confirmation URL does not parse")
+	}
+	if u.Scheme != "https" || u.User != nil || u.Opaque != "" || u.Fragment != "" {
+		return nil, errors.New("confirmation URL must be https without user info or fragment")
+	}
+	if !strings.HasPrefix(u.Path, "/") {
+		return nil, errors.New("confirmation URL needs an absolute path")
+	}
+	uo, err := NormalizeOrigin(u.Scheme + "://" + u.Host)
+	if err != nil {
+		return nil, fmt.Errorf("confirmation URL: %w", err)
+	}
+	if uo != origin {
+		return nil, fmt.Errorf("confirmation URL must be on the origin's own host and port (%s)", origin)
+	}
+	return u, nil
+}
+
+// AudienceOf returns the canonical origin of an absolute https URL, as the
+// audience a request to that URL is bound to.
+func AudienceOf(u *url.URL) (string, error) {
+	if u == nil {
+		return "", fmt.Errorf("%w: no URL", ErrOrigin)
+	}
+	return NormalizeOrigin(u.Scheme + "://" + u.Host)
+}
+
+// SplitHostPort is net.SplitHostPort with the default https port filled in.
+func SplitHostPort(origin string) (host, port string) {
+	hp := strings.TrimPrefix(origin, "https://")
+	if h, p, err := net.SplitHostPort(hp); err == nil {
+		return h, p
+	}
+	return strings.Trim(hp, "[]"), "443"
+}

@@ -1,0 +1,61 @@
+package verify
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+)
+
+// Middleware verifies every request before next sees it. A confirmed
+// request reaches next with its Result in the context (see FromContext);
+// any other gets a problem+json error: 401 with WWW-Authenticate for a
+// missing, malformed, replayed or rejected token, 403 for an Origin header
+// that is not the claimed origin, 413 for an oversized body, 503 with
+// Retry-After when the origin could not confirm.
+func (v *Verifier) Middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		res, err := v.Verify(r.Context(), r)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), res)))
+	})
+}
+
+// WriteError writes the problem+json response for an error from Verify.
+func WriteError(w http.ResponseWriter, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = newError(ErrUnverified, "internal-error", "", "", err)
+	}
+	status := e.Status()
+	switch status {
+	case http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `DomainConfirm error="`+e.Reason+`"`)
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", "5")
+	}
+	wire.WriteProblem(w, status, e.Reason, title(e.kind), e.Detail)
+}
+
+func title(kind error) string {
+	switch kind {
+	case ErrMissingToken:
+		return "Domain-Confirm header missing"
+	case ErrMalformed:
+		return "Malformed Domain-Confirm header"
+	case ErrUnknownOrigin:
+		return "Origin not registered"
+	case ErrOriginMismatch:
+		return "Origin header differs from the claimed origin"
+	case ErrReplayed:
+		return "Token already used"
+	case ErrRejected:
+		return "Token rejected by its origin"
+	case ErrBodyTooLarge:
+		return "Request body too large"
+	}
+	return "Origin could not confirm the request"
+}

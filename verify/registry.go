@@ -1,0 +1,152 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+)
+
+// Registration is one customer origin registered with the API: its
+// confirmation URL and the shared secrets valid for it. It is validated when
+// built with NewRegistration; the zero value is unusable and is refused.
+type Registration struct {
+	origin     string
+	confirmURL *url.URL
+	keys       [][]byte
+}
+
+// NewRegistration validates and normalises a registration.
+//
+// origin is an https origin (scheme, host, optional port). confirmURL is the
+// https URL on that same host and port that answers confirmation requests; if
+// empty, origin + "/.well-known/domainconfirm". secrets are the shared
+// secrets ("dcsec_..."), all valid at once so a customer can rotate without
+// downtime.
+func NewRegistration(origin, confirmURL string, secrets ...string) (*Registration, error) {
+	o, err := wire.NormalizeOrigin(origin)
+	if err != nil {
+		return nil, fmt.Errorf("verify: registration: %w", err)
+	}
+	u, err := wire.ConfirmURL(o, confirmURL)
+	if err != nil {
+		return nil, fmt.Errorf("verify: registration for %s: %w", o, err)
+	}
+	keys, err := wire.ParseSecrets(secrets)
+	if err != nil {
+		return nil, fmt.Errorf("verify: registration for %s: %w", o, err)
+	}
+	return &Registration{origin: o, confirmURL: u, keys: keys}, nil
+}
+
+// Origin returns the canonical origin.
+func (r *Registration) Origin() string { return r.origin }
+
+// ConfirmURL returns the confirmation URL.
+func (r *Registration) ConfirmURL() string { return r.confirmURL.String() }
+
+func (r *Registration) usable() bool {
+	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && r.origin != ""
+}
+
+// Registry finds the registration of an origin. The verifier only ever calls
+// back a confirmation URL that its Registry returned, never one taken from the
+// request.
+type Registry interface {
+	// Lookup returns the registration of a canonical origin, or an error
+	// wrapping ErrUnknownOrigin if there is none. Any other error makes the
+	// outcome unverified.
+	Lookup(ctx context.Context, origin string) (*Registration, error)
+}
+
+// MemoryRegistry is a Registry held in memory, safe for concurrent use.
+type MemoryRegistry struct {
+	mu   sync.RWMutex
+	regs map[string]*Registration
+}
+
+var _ Registry = (*MemoryRegistry)(nil)
+
+// NewMemoryRegistry returns an empty MemoryRegistry.
+func NewMemoryRegistry() *MemoryRegistry {
+	return &MemoryRegistry{regs: make(map[string]*Registration)}
+}
+
+// Add validates a registration and adds it, replacing any for the same
+// origin. Nothing is changed on error.
+func (m *MemoryRegistry) Add(origin, confirmURL string, secrets ...string) error {
+	reg, err := NewRegistration(origin, confirmURL, secrets...)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.regs[reg.origin] = reg
+	m.mu.Unlock()
+	return nil
+}
+
+// Remove deletes an origin's registration.
+func (m *MemoryRegistry) Remove(origin string) {
+	o, err := wire.NormalizeOrigin(origin)
+	if err != nil {
+		return
+	}
+	m.mu.Lock()
+	delete(m.regs, o)
+	m.mu.Unlock()
+}
+
+// Lookup implements Registry.
+func (m *MemoryRegistry) Lookup(_ context.Context, origin string) (*Registration, error) {
+	m.mu.RLock()
+	reg := m.regs[origin]
+	m.mu.RUnlock()
+	if reg == nil {
+		return nil, ErrUnknownOrigin
+	}
+	return reg, nil
+}
+
+// registryFile is the JSON form LoadRegistryFile reads.
+type registryFile struct {
+	Origins []struct {
+		Origin     string   `json:"origin"`
+		ConfirmURL string   `json:"confirm_url"`
+		Secrets    []string `json:"secrets"`
+	} `json:"origins"`
+}
+
+// LoadRegistryFile reads a registry from a JSON file of the form
+//
+//	{"origins": [{"origin": "https://shop.example",
+//	              "confirm_url": "https://shop.example/.well-known/domainconfirm",
+//	              "secrets": ["dcsec_..."]}]}
+//
+// where confirm_url may be omitted. Every entry is validated; one bad entry
+// or a duplicate origin fails the whole load.
+func LoadRegistryFile(path string) (*MemoryRegistry, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("verify: registry file: %w", err)
+	}
+	var f registryFile
+	if err := wire.Decode(data, &f); err != nil {
+		return nil, fmt.Errorf("verify: registry file %s: %w", path, err)
+	}
+	m := NewMemoryRegistry()
+	for i, o := range f.Origins {
+		reg, err := NewRegistration(o.Origin, o.ConfirmURL, o.Secrets...)
+		if err != nil {
+			return nil, fmt.Errorf("verify: registry file %s, entry %d: %w", path, i+1, err)
+		}
+		if m.regs[reg.origin] != nil {
+			return nil, fmt.Errorf("verify: registry file %s, entry %d: %w", path, i+1, errors.New("duplicate origin "+reg.origin))
+		}
+		m.regs[reg.origin] = reg
+	}
+	return m, nil
+}

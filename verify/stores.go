@@ -1,0 +1,84 @@
+package verify
+
+import (
+	"context"
+	"time"
+
+	gocache "github.com/patrickmn/go-cache"
+)
+
+// ReplayStore remembers the tokens that were accepted, so that a token is
+// never accepted twice. Keys are the hex SHA-256 of tokens.
+type ReplayStore interface {
+	// Seen reports whether key was marked.
+	Seen(ctx context.Context, key string) (bool, error)
+	// Mark records key for ttl. It is atomic: of concurrent Marks of one
+	// key, exactly one returns true.
+	Mark(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+}
+
+// NegativeCache remembers, for a short time, tokens the origin rejected, so
+// that presenting one again costs no call-back. It is an optimisation: a miss
+// only means a call-back.
+type NegativeCache interface {
+	// Get returns the reason key was rejected, if it is cached.
+	Get(ctx context.Context, key string) (reason string, ok bool, err error)
+	// Add caches a rejection reason for ttl. A full cache may drop it.
+	Add(ctx context.Context, key, reason string, ttl time.Duration) error
+}
+
+// MemoryReplayStore is the in-memory ReplayStore used when Config.Replay is
+// nil. It serves one process; several API servers need a shared store.
+type MemoryReplayStore struct{ c *gocache.Cache }
+
+var _ ReplayStore = (*MemoryReplayStore)(nil)
+
+// NewMemoryReplayStore returns an empty MemoryReplayStore.
+func NewMemoryReplayStore() *MemoryReplayStore {
+	return &MemoryReplayStore{c: gocache.New(time.Minute, time.Minute)}
+}
+
+// Seen implements ReplayStore.
+func (m *MemoryReplayStore) Seen(_ context.Context, key string) (bool, error) {
+	_, ok := m.c.Get(key)
+	return ok, nil
+}
+
+// Mark implements ReplayStore. go-cache's Add fails when the key exists,
+// which makes it the atomic test-and-set.
+func (m *MemoryReplayStore) Mark(_ context.Context, key string, ttl time.Duration) (bool, error) {
+	return m.c.Add(key, struct{}{}, ttl) == nil, nil
+}
+
+// MemoryNegativeCache is the in-memory NegativeCache used when
+// Config.NegativeCache is nil: at most size entries; when full, new entries
+// are dropped rather than evicting others.
+type MemoryNegativeCache struct {
+	c    *gocache.Cache
+	size int
+}
+
+var _ NegativeCache = (*MemoryNegativeCache)(nil)
+
+// NewMemoryNegativeCache returns an empty cache of at most size entries.
+func NewMemoryNegativeCache(size int) *MemoryNegativeCache {
+	return &MemoryNegativeCache{c: gocache.New(time.Minute, 30*time.Second), size: size}
+}
+
+// Get implements NegativeCache.
+func (m *MemoryNegativeCache) Get(_ context.Context, key string) (string, bool, error) {
+	v, ok := m.c.Get(key)
+	if !ok {
+		return "", false, nil
+	}
+	return v.(string), true, nil
+}
+
+// Add implements NegativeCache.
+func (m *MemoryNegativeCache) Add(_ context.Context, key, reason string, ttl time.Duration) error {
+	if m.c.ItemCount() >= m.size {
+		return nil
+	}
+	_ = m.c.Add(key, reason, ttl)
+	return nil
+}
