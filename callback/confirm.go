@@ -53,6 +53,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: unauthenticated confirmation request",
 			slog.String("reason", reason), slog.String("error", err.Error()))
+		w.Header().Set("WWW-Authenticate", `DomainConfirm-Signature error="`+reason+`"`)
 		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", err.Error())
 		return
 	}
@@ -68,7 +69,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Consume first, decide after: a token gets exactly one confirmation
 	// attempt, whatever its answer.
-	raw, ok, err := s.store.Take(r.Context(), req.TokenSHA256)
+	raw, ok, err := s.store.Take(r.Context(), s.storeKey(req.TokenSHA256))
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: token store failed",
 			slog.String("audience", req.Audience), slog.String("error", err.Error()))
@@ -84,8 +85,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case json.Unmarshal(raw, &rec) != nil:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: unreadable token record in store")
 		resp.Reason = wire.ReasonUnknownToken
-	case req.Origin != s.origin:
-		resp.Reason = wire.ReasonOriginMismatch
+	case req.Origin != s.origin || rec.Origin != s.origin:
+		resp.Reason = wire.ReasonWrongOrigin
 	case now.Unix() >= rec.ExpiresAt:
 		resp.Reason = wire.ReasonTokenExpired
 	case rec.Binding.Audience != req.Audience:

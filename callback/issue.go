@@ -42,6 +42,9 @@ type Token struct {
 // Value returns the token itself. Treat it as a password until it is used.
 func (t Token) Value() string { return t.value }
 
+// GoString returns a redacted form, so %#v does not leak the token either.
+func (t Token) GoString() string { return "callback.Token{dct_[redacted]}" }
+
 // Header returns the Domain-Confirm header value carrying the origin and the
 // token.
 func (t Token) Header() string { return wire.FormatHeader(t.origin, t.value) }
@@ -57,6 +60,7 @@ func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // record is what the Store holds for an issued token.
 type record struct {
+	Origin    string       `json:"o"` // the issuing site: a Store may be shared by several
 	Binding   wire.Binding `json:"b"`
 	Subject   string       `json:"s,omitempty"`
 	IssuedAt  int64        `json:"i"`
@@ -118,17 +122,21 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 		return Token{}, fmt.Errorf("%w: TTL %w", ErrIssue, err)
 	}
 	now := s.now()
-	rec := record{Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
+	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
 	val, err := json.Marshal(rec)
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: %w", ErrIssue, err)
 	}
 	t := wire.NewToken()
-	if err := s.store.Put(ctx, wire.TokenHash(t), val, ttl); err != nil {
+	if err := s.store.Put(ctx, s.storeKey(wire.TokenHash(t)), val, ttl); err != nil {
 		return Token{}, fmt.Errorf("%w: token store: %w", ErrIssue, err)
 	}
 	return Token{value: t, origin: s.origin, expiresAt: time.Unix(rec.ExpiresAt, 0)}, nil
 }
+
+// storeKey namespaces a token hash by the issuing origin, so sites sharing
+// one Store can neither confirm nor burn each other's tokens.
+func (s *Site) storeKey(tokenHash string) string { return s.origin + "#" + tokenHash }
 
 // readBody reads req's body (up to MaxRequestBody) and puts back an
 // equivalent one.

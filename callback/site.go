@@ -49,8 +49,10 @@ type Config struct {
 	// It may not exceed MaxTTL (5 min).
 	TTL time.Duration
 
-	// Logger receives one record per confirmation. If nil, nothing is logged.
-	// Records never contain a token or a secret.
+	// Logger receives one record per confirmation, and one per failure
+	// (unauthenticated confirmation requests, store errors, Authorize
+	// errors). If nil, nothing is logged. Records never contain a token or
+	// a secret.
 	Logger *slog.Logger
 }
 

@@ -2,6 +2,7 @@ package callback
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -9,8 +10,9 @@ import (
 )
 
 // Store holds issued tokens until they are confirmed or expire. Keys are the
-// hex SHA-256 of a token, never the token itself; values are opaque bytes the
-// Site writes and reads back.
+// site's origin, "#" and the hex SHA-256 of a token, never the token itself;
+// values are opaque bytes the Site writes and reads back. Sites may share
+// one Store.
 //
 // Take must be atomic: of any number of concurrent Takes of one key, exactly
 // one may return the value. That is what makes a token one-time.
@@ -23,7 +25,8 @@ type Store interface {
 }
 
 // MemoryStore is the in-memory Store used when Config.Store is nil. It serves
-// one process; sites on several machines need a shared Store.
+// one process; sites on several machines need a shared Store. Create it with
+// NewMemoryStore.
 type MemoryStore struct {
 	mu    sync.Mutex // go-cache has no get-and-delete: make the pair atomic
 	cache *gocache.Cache
@@ -39,6 +42,9 @@ func NewMemoryStore() *MemoryStore {
 
 // Put implements Store.
 func (m *MemoryStore) Put(_ context.Context, key string, value []byte, ttl time.Duration) error {
+	if ttl <= 0 {
+		return errors.New("callback: MemoryStore.Put: ttl must be positive")
+	}
 	m.cache.Set(key, value, ttl)
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"strconv"
@@ -26,9 +27,15 @@ type TokenHandlerConfig struct {
 
 	// Authorize decides who may have a token: for example a signed-in
 	// session, or a per-visitor rate limit. It returns the subject to bind
-	// (empty for none) or an error to refuse (403). Required: a nil
-	// Authorize is a configuration error, not an open door.
+	// (empty for none), or an error wrapping ErrRefused to refuse (403), or
+	// any other error when it could not decide (500, logged). Required: a
+	// nil Authorize is a configuration error, not an open door.
 	Authorize func(r *http.Request, audience, action string) (subject string, err error)
+
+	// TrustedOrigins are other origins whose pages may also request tokens
+	// cross-origin (for example "https://www.shop.example"). If empty, only
+	// same-origin requests are served.
+	TrustedOrigins []string
 
 	// TTL of the tokens handed out. If zero, the Site's TTL.
 	TTL time.Duration
@@ -70,8 +77,18 @@ func (s *Site) TokenHandler(cfg TokenHandlerConfig) (http.Handler, error) {
 	if _, err := checkTTL(cfg.TTL, s.ttl); err != nil {
 		return nil, fmt.Errorf("%w: TokenHandlerConfig.TTL %w", ErrConfig, err)
 	}
+	cop := http.NewCrossOriginProtection()
+	for _, o := range cfg.TrustedOrigins {
+		if err := cop.AddTrustedOrigin(o); err != nil {
+			return nil, fmt.Errorf("%w: TokenHandlerConfig.TrustedOrigins: %w", ErrConfig, err)
+		}
+	}
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		wire.WriteProblem(w, http.StatusForbidden, "cross-origin-refused", "Cross-origin request refused",
+			"tokens are only handed to this site's own pages")
+	}))
 	h := &tokenHandler{site: s, cfg: cfg, audiences: allowed}
-	return http.NewCrossOriginProtection().Handler(h), nil
+	return cop.Handler(h), nil
 }
 
 type tokenHandler struct {
@@ -92,6 +109,11 @@ func (h *tokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 4<<10))
+	var tooBig *http.MaxBytesError
+	if errors.As(err, &tooBig) {
+		wire.WriteProblem(w, http.StatusRequestEntityTooLarge, "message-too-large", "Token request too large", "token requests are at most 4 KiB")
+		return
+	}
 	var req tokenRequest
 	if err == nil {
 		err = wire.Decode(body, &req)
@@ -110,12 +132,26 @@ func (h *tokenHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	subject, err := h.cfg.Authorize(r, aud, req.Action)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrRefused):
 		wire.WriteProblem(w, http.StatusForbidden, "token-refused", "Token refused", "the site did not authorize a token for this request")
+		return
+	case err != nil:
+		h.site.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: Authorize failed",
+			slog.String("audience", aud), slog.String("action", req.Action), slog.String("error", err.Error()))
+		wire.WriteProblem(w, http.StatusInternalServerError, "authorize-failed", "Token could not be authorized", "")
+		return
+	}
+	if err := wire.CheckSubject(subject); err != nil {
+		h.site.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: Authorize returned an invalid subject",
+			slog.String("error", err.Error()))
+		wire.WriteProblem(w, http.StatusInternalServerError, "authorize-failed", "Token could not be authorized", "")
 		return
 	}
 	tok, err := h.site.IssueForAction(r.Context(), aud, req.Action, IssueOptions{Subject: subject, TTL: h.cfg.TTL})
 	if err != nil {
+		h.site.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: issuing an action token failed",
+			slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")
 		wire.WriteProblem(w, http.StatusServiceUnavailable, "issue-failed", "Token could not be issued", "")
 		return

@@ -78,11 +78,14 @@ func (v *Verifier) roundTrip(req *http.Request, reg *Registration, id, challenge
 	defer resp.Body.Close()
 	*status = resp.StatusCode
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil, unverified("callback-redirect", fmt.Sprintf("%s answered %d redirecting to %q; redirects are never followed, register the final URL", reg.confirmURL, resp.StatusCode, resp.Header.Get("Location")), nil)
+		return nil, unverified("callback-redirect", fmt.Sprintf("%s answered %d redirecting to %q; redirects are never followed, register the final URL", reg.confirmURL, resp.StatusCode, truncate(resp.Header.Get("Location"), 256)), nil)
 	}
 	// Read one byte past the cap: reaching it is a failure, not a truncation.
 	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxMessageBytes+1))
 	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, unverified("callback-timeout", fmt.Sprintf("the answer from %s did not arrive within %s", reg.confirmURL, v.timeout), err)
+		}
 		return nil, unverified("callback-failed", "reading the answer failed", err)
 	}
 	if len(raw) > wire.MaxMessageBytes {
@@ -116,7 +119,7 @@ func (v *Verifier) roundTrip(req *http.Request, reg *Registration, id, challenge
 		return nil, unverified("challenge-mismatch", "the answer does not echo this request's challenge", nil)
 	}
 	if ans.Result == wire.ResultRejected {
-		return nil, newError(ErrRejected, ans.Reason, origin, rejectionDetail(ans.Reason), nil)
+		return nil, rejected(origin, ans.Reason)
 	}
 	b := ans.Binding
 	now := v.now()
@@ -156,18 +159,31 @@ func problemReason(resp *http.Response, raw []byte) string {
 	return "the site says: " + p.Reason
 }
 
-func rejectionDetail(reason string) string {
+// rejected is the error for a site's rejection. Only the reasons of
+// PROTOCOL.md pass through as they are: anything else the site says becomes
+// token-rejected, so a site cannot make its answer look like one of the
+// verifier's own reasons.
+func rejected(origin, reason string) *Error {
 	switch reason {
 	case wire.ReasonUnknownToken:
-		return "the origin has no such token: never issued, already used or expired"
+		return newError(ErrRejected, reason, origin, "the origin has no such token: never issued, already used or expired", nil)
 	case wire.ReasonTokenExpired:
-		return "the token expired before it was presented"
+		return newError(ErrRejected, reason, origin, "the token expired before it was presented", nil)
 	case wire.ReasonAudienceMismatch:
-		return "the token was issued for another API"
+		return newError(ErrRejected, reason, origin, "the token was issued for another API", nil)
 	case wire.ReasonRequestMismatch:
-		return "the token was issued for another request (method, path or body)"
-	case wire.ReasonOriginMismatch:
-		return "the confirmation URL answered for another origin"
+		return newError(ErrRejected, reason, origin, "the token was issued for another request (method, path and query, or body)", nil)
+	case wire.ReasonWrongOrigin:
+		return newError(ErrRejected, reason, origin, "the confirmation URL answered for another origin", nil)
 	}
-	return "the origin rejected the token"
+	return newError(ErrRejected, "token-rejected", origin, "the origin rejected the token ("+reason+")", nil)
+}
+
+// truncate shortens a string that came from the remote side before it goes
+// into an error.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -1,8 +1,9 @@
 package verify
 
 import (
+	"bytes"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -28,17 +29,25 @@ type Registration struct {
 // secrets ("dcsec_..."), all valid at once so a customer can rotate without
 // downtime.
 func NewRegistration(origin, confirmURL string, secrets ...string) (*Registration, error) {
+	reg, err := newRegistration(origin, confirmURL, secrets)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	return reg, nil
+}
+
+func newRegistration(origin, confirmURL string, secrets []string) (*Registration, error) {
 	o, err := wire.NormalizeOrigin(origin)
 	if err != nil {
-		return nil, fmt.Errorf("verify: registration: %w", err)
+		return nil, fmt.Errorf("registration: %w", err)
 	}
 	u, err := wire.ConfirmURL(o, confirmURL)
 	if err != nil {
-		return nil, fmt.Errorf("verify: registration for %s: %w", o, err)
+		return nil, fmt.Errorf("registration for %s: %w", o, err)
 	}
 	keys, err := wire.ParseSecrets(secrets)
 	if err != nil {
-		return nil, fmt.Errorf("verify: registration for %s: %w", o, err)
+		return nil, fmt.Errorf("registration for %s: %w", o, err)
 	}
 	return &Registration{origin: o, confirmURL: u, keys: keys}, nil
 }
@@ -134,17 +143,22 @@ func LoadRegistryFile(path string) (*MemoryRegistry, error) {
 		return nil, fmt.Errorf("verify: registry file: %w", err)
 	}
 	var f registryFile
-	if err := wire.Decode(data, &f); err != nil {
-		return nil, fmt.Errorf("verify: registry file %s: %w", path, err)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return nil, fmt.Errorf("verify: registry file %s: not the documented JSON: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("verify: registry file %s: data after the JSON object", path)
 	}
 	m := NewMemoryRegistry()
 	for i, o := range f.Origins {
-		reg, err := NewRegistration(o.Origin, o.ConfirmURL, o.Secrets...)
+		reg, err := newRegistration(o.Origin, o.ConfirmURL, o.Secrets)
 		if err != nil {
 			return nil, fmt.Errorf("verify: registry file %s, entry %d: %w", path, i+1, err)
 		}
 		if m.regs[reg.origin] != nil {
-			return nil, fmt.Errorf("verify: registry file %s, entry %d: %w", path, i+1, errors.New("duplicate origin "+reg.origin))
+			return nil, fmt.Errorf("verify: registry file %s, entry %d: duplicate origin %s", path, i+1, reg.origin)
 		}
 		m.regs[reg.origin] = reg
 	}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -213,6 +214,8 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry failed", err)
 	case !reg.usable():
 		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned an unusable registration (build it with NewRegistration)", nil)
+	case reg.origin != origin:
+		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned the registration of another origin", nil)
 	}
 	if err := checkBrowserOrigin(r, origin); err != nil {
 		return nil, err
@@ -224,18 +227,23 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	} else if seen {
 		return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 	}
-	if reason, ok, err := v.negative.Get(ctx, key); err == nil && ok {
-		return nil, newError(ErrRejected, reason, origin, "the origin already rejected this token", nil)
+	// Rejections are per origin: origin B rejecting a token says nothing
+	// about origin A's answer for it.
+	negKey := origin + "#" + key
+	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
+		e := rejected(origin, reason)
+		e.Detail += " (answer cached)"
+		return nil, e
 	}
 
-	ri, err := v.requestInfo(r)
+	ri, err := v.requestInfo(r, origin)
 	if err != nil {
 		return nil, err
 	}
-	flightKey := key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
-	// Coalesce concurrent checks of one token for one request into one
-	// call-back. The shared answer is not a pass: each waiter still has to
-	// win the replay mark below, and only one can.
+	// Coalesce concurrent checks of one token, claimed for one origin, for
+	// one request into one call-back. The shared answer is not a pass: each
+	// waiter still has to win the replay mark below, and only one can.
+	flightKey := origin + " " + key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
 		cbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 		defer cancel()
@@ -244,18 +252,25 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
-			_ = v.negative.Add(ctx, key, e.Reason, v.negativeTTL)
+			_ = v.negative.Add(ctx, negKey, e.Reason, v.negativeTTL)
 		}
 		return nil, err
 	}
-	first, err := v.replay.Mark(ctx, key, wire.MaxTokenTTL)
+	res := *shared.(*Result) // each waiter gets its own copy
+	// Remember the token as long as any verifier could accept it: until its
+	// expiry plus the clock tolerance, and never less than MaxTokenTTL. The
+	// site has consumed it already, so a cancelled client must not make the
+	// mark fail: detach it from the request's cancellation.
+	ttl := max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now()))
+	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
+	first, err := v.replay.Mark(markCtx, key, ttl)
+	cancel()
 	if err != nil {
 		return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 	}
 	if !first {
 		return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 	}
-	res := *shared.(*Result) // each winner gets its own copy
 	return &res, nil
 }
 
@@ -280,19 +295,26 @@ func checkBrowserOrigin(r *http.Request, origin string) error {
 }
 
 // requestInfo describes r for the call-back, hashing its body.
-func (v *Verifier) requestInfo(r *http.Request) (wire.RequestInfo, error) {
-	ri := wire.RequestInfo{Method: r.Method, Path: r.URL.RequestURI(), BodySHA256: wire.EmptyBodySHA256}
+func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo, error) {
+	// Bind the request target exactly as the client sent it (Go clients
+	// write req.URL.RequestURI()); r.URL is re-encoded and rewritten by
+	// http.StripPrefix.
+	path := r.RequestURI
+	if !strings.HasPrefix(path, "/") {
+		path = r.URL.RequestURI()
+	}
+	ri := wire.RequestInfo{Method: r.Method, Path: path, BodySHA256: wire.EmptyBodySHA256}
 	if r.Body != nil && r.Body != http.NoBody {
 		if r.ContentLength > v.maxBody {
-			return ri, newError(ErrBodyTooLarge, "body-too-large", "", fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
+			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, v.maxBody+1))
 		r.Body.Close()
 		if err != nil {
-			return ri, newError(ErrMalformed, "unreadable-body", "", "the request body could not be read", err)
+			return ri, newError(ErrMalformed, "unreadable-body", origin, "the request body could not be read", err)
 		}
 		if int64(len(body)) > v.maxBody {
-			return ri, newError(ErrBodyTooLarge, "body-too-large", "", fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
+			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ri.BodySHA256 = wire.BodySHA256(body)
@@ -301,7 +323,7 @@ func (v *Verifier) requestInfo(r *http.Request) (wire.RequestInfo, error) {
 		ri.Method = http.MethodGet
 	}
 	if err := ri.Check(); err != nil {
-		return ri, newError(ErrMalformed, "malformed-request", "", err.Error(), nil)
+		return ri, newError(ErrMalformed, "malformed-request", origin, err.Error(), nil)
 	}
 	return ri, nil
 }

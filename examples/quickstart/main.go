@@ -1,6 +1,7 @@
-// Command quickstart runs the whole domainconfirm loop on loopback: a
-// customer site and an API, each on its own TLS server, and four checks
-// printed step by step. It exits 0 only if all four behave as expected.
+// Command quickstart runs the whole domainconfirm loop on loopback, with no
+// set-up: a customer site and an API, each on its own TLS server, and four
+// steps printed as they happen. It exits 0 only if all four behave as
+// expected.
 //
 //	go run ./examples/quickstart
 package main
@@ -8,6 +9,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,98 +23,86 @@ import (
 )
 
 func main() {
-	if err := run(os.Stdout); err != nil {
+	if err := run(context.Background(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "quickstart FAILED:", err)
 		os.Exit(1)
 	}
 }
 
-func run(out io.Writer) error {
-	ctx := context.Background()
-	secret := callback.GenerateSecret() // shared by the site and the API, registered once
+func run(ctx context.Context, out io.Writer) error {
+	// One shared secret per (site, API) pair, registered on both sides.
+	secret := callback.GenerateSecret()
 
-	// The customer's site: it issues tokens and answers confirmations.
+	// The customer's site: issues tokens and answers confirmations at
+	// /.well-known/domainconfirm.
 	siteMux := http.NewServeMux()
-	siteSrv := httptest.NewUnstartedServer(siteMux)
-	siteSrv.StartTLS()
+	siteSrv := httptest.NewTLSServer(siteMux)
 	defer siteSrv.Close()
-	siteOrigin := siteSrv.URL
-	site, err := callback.New(callback.Config{Origin: siteOrigin, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: siteSrv.URL, Secrets: []string{secret}})
 	if err != nil {
 		return err
 	}
 	siteMux.Handle(callback.DefaultPath, site)
 
-	// The API: it registers the site and verifies every request.
+	// The API: registers the site's origin and verifies every request.
 	apiMux := http.NewServeMux()
-	apiSrv := httptest.NewUnstartedServer(apiMux)
-	apiSrv.StartTLS()
+	apiSrv := httptest.NewTLSServer(apiMux)
 	defer apiSrv.Close()
 	registry := verify.NewMemoryRegistry()
-	if err := registry.Add(siteOrigin, "", secret); err != nil {
+	if err := registry.Add(siteSrv.URL, "", secret); err != nil {
 		return err
 	}
-	v, err := verify.New(verify.Config{
+	verifier, err := verify.New(verify.Config{
 		Audience: apiSrv.URL,
 		Registry: registry,
-		// Loopback demo only: trust the site's self-signed test certificate.
-		RootCAs: pool(siteSrv),
+		RootCAs:  trust(siteSrv), // loopback demo: trust the site's test certificate
 	})
 	if err != nil {
 		return err
 	}
-	apiMux.Handle("/v1/orders", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	apiMux.Handle("POST /v1/orders", verifier.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, _ := verify.FromContext(r.Context())
 		fmt.Fprintf(w, "order accepted from %s", res.Origin)
 	})))
 
-	fmt.Fprintf(out, "site %s, API %s\n\n", siteOrigin, apiSrv.URL)
+	fmt.Fprintf(out, "customer site %s\nAPI           %s\n\n", siteSrv.URL, apiSrv.URL)
 
-	// The site's backend calls the API: the transport issues a request-bound
-	// token per call and adds the Domain-Confirm header.
-	apiTransport := apiSrv.Client().Transport
-	client := &http.Client{Transport: site.Transport(apiTransport)}
-	plain := apiSrv.Client() // a client with no token issuing, for the attacks
+	// The site's backend calls the API through site.Transport, which issues
+	// a token bound to each request and adds the Domain-Confirm header. The
+	// recorder below it keeps the last header sent, to replay it in step 2.
+	rec := &headerRecorder{next: apiSrv.Client().Transport}
+	siteClient := &http.Client{Transport: site.Transport(rec)}
+	attacker := apiSrv.Client() // sends whatever header it likes
+	orders := apiSrv.URL + "/v1/orders"
+	const order = `{"item":42,"qty":1}`
 
 	var failed []string
-	check := func(step, want string, got int, body string) {
-		ok := (want == "200" && got == 200) || (want != "200" && got == 401)
+	step := func(name string, wantStatus int, status int, body string) {
 		mark := "ok  "
-		if !ok {
+		if status != wantStatus {
 			mark = "FAIL"
-			failed = append(failed, step)
+			failed = append(failed, name)
 		}
-		fmt.Fprintf(out, "%s %s\n     -> %d %s\n", mark, step, got, strings.TrimSpace(body))
+		fmt.Fprintf(out, "%s %s\n     %d %s\n", mark, name, status, summary(body))
 	}
 
-	// 1. A confirmed server-to-server call.
-	var sentHeader string
-	capture := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
-		sentHeader = r.Header.Get(verify.HeaderName)
-		return apiTransport.RoundTrip(r)
-	})}
-	capture.Transport = site.Transport(capture.Transport)
-	code, body := post(ctx, capture, apiSrv.URL+"/v1/orders", `{"item":42}`, "")
-	check("1. the site's backend calls the API with a fresh token: confirmed", "200", code, body)
+	status, body := post(ctx, siteClient, orders, order, "")
+	step("1. the site's backend calls the API with a fresh token: confirmed", http.StatusOK, status, body)
 
-	// 2. The same token replayed (say, copied from a log): rejected.
-	code, body = post(ctx, plain, apiSrv.URL+"/v1/orders", `{"item":42}`, sentHeader)
-	check("2. the same token replayed: rejected", "401", code, body)
+	status, body = post(ctx, attacker, orders, order, rec.last)
+	step("2. the same token replayed: rejected", http.StatusUnauthorized, status, body)
 
-	// 3. A forged token the site never issued: rejected.
-	forged := "v1 " + siteOrigin + " dct_" + strings.Repeat("A", 43)
-	code, body = post(ctx, plain, apiSrv.URL+"/v1/orders", `{"item":42}`, forged)
-	check("3. a forged token: rejected", "401", code, body)
+	forged := "v1 " + site.Origin() + " dct_" + strings.Repeat("A", 43)
+	status, body = post(ctx, attacker, orders, order, forged)
+	step("3. a forged token the site never issued: rejected", http.StatusUnauthorized, status, body)
 
-	// 4. A token the site issued for another API: rejected.
 	other, err := site.IssueForAction(ctx, "https://other-api.example", "report", callback.IssueOptions{})
 	if err != nil {
 		return err
 	}
-	code, body = post(ctx, plain, apiSrv.URL+"/v1/orders", `{"item":42}`, other.Header())
-	check("4. a token issued for another API: rejected", "401", code, body)
+	status, body = post(ctx, attacker, orders, order, other.Header())
+	step("4. a token the site issued for another API: rejected", http.StatusUnauthorized, status, body)
 
-	_ = client
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))
 	}
@@ -121,7 +111,10 @@ func run(out io.Writer) error {
 }
 
 func post(ctx context.Context, c *http.Client, url, body, header string) (int, string) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err.Error()
+	}
 	req.Header.Set("Content-Type", "application/json")
 	if header != "" {
 		req.Header.Set(verify.HeaderName, header)
@@ -131,16 +124,31 @@ func post(ctx context.Context, c *http.Client, url, body, header string) (int, s
 		return 0, err.Error()
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	return resp.StatusCode, string(b)
 }
 
-func pool(s *httptest.Server) *x509.CertPool {
+// summary shortens a problem+json body to its reason and detail.
+func summary(body string) string {
+	var p struct{ Reason, Detail string }
+	if json.Unmarshal([]byte(body), &p) == nil && p.Reason != "" {
+		return p.Reason + ": " + p.Detail
+	}
+	return body
+}
+
+func trust(s *httptest.Server) *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(s.Certificate())
 	return p
 }
 
-type roundTripFunc func(*http.Request) (*http.Response, error)
+type headerRecorder struct {
+	next http.RoundTripper
+	last string
+}
 
-func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	h.last = r.Header.Get(verify.HeaderName)
+	return h.next.RoundTrip(r)
+}

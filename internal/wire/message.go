@@ -40,7 +40,7 @@ const (
 	ReasonTokenExpired     = "token-expired"
 	ReasonAudienceMismatch = "audience-mismatch"
 	ReasonRequestMismatch  = "request-mismatch"
-	ReasonOriginMismatch   = "origin-mismatch"
+	ReasonWrongOrigin      = "wrong-origin"
 )
 
 // ErrMessage reports a confirmation message that does not follow the
@@ -110,9 +110,17 @@ func checkChallenge(c string) error {
 	return nil
 }
 
-// Decode parses a JSON message strictly: one object, no unknown fields, no
-// trailing data.
+// Decode parses a JSON message strictly: valid UTF-8, one object, no unknown
+// fields, no trailing data. (encoding/json still matches member names
+// case-insensitively and lets a duplicate name win; senders must not rely on
+// either, see PROTOCOL.md.)
 func Decode(body []byte, v any) error {
+	if !utf8.Valid(body) {
+		return fmt.Errorf("%w: not UTF-8", ErrMessage)
+	}
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return fmt.Errorf("%w: not a JSON object", ErrMessage)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -144,8 +152,8 @@ func CheckPath(p string) error {
 		return fmt.Errorf("%w: path must start with / and be at most %d bytes", ErrMessage, MaxPathLen)
 	}
 	for i := 0; i < len(p); i++ {
-		if p[i] <= ' ' || p[i] >= 0x7f {
-			return fmt.Errorf("%w: path must be printable ASCII (percent-encode the rest)", ErrMessage)
+		if p[i] <= ' ' || p[i] >= 0x7f || p[i] == '#' {
+			return fmt.Errorf("%w: path must be printable ASCII without '#' (percent-encode the rest)", ErrMessage)
 		}
 	}
 	return nil
@@ -270,8 +278,8 @@ func (m *ConfirmResponse) Check() error {
 		if len(m.Reason) == 0 || len(m.Reason) > 64 || CheckAction(m.Reason) != nil {
 			return fmt.Errorf("%w: a rejected answer needs a short reason", ErrMessage)
 		}
-		if m.Subject != "" || m.Binding != nil {
-			return fmt.Errorf("%w: a rejected answer carries no subject or binding", ErrMessage)
+		if m.Subject != "" || m.Binding != nil || m.IssuedAt != 0 || m.ExpiresAt != 0 {
+			return fmt.Errorf("%w: a rejected answer carries no subject, binding or times", ErrMessage)
 		}
 	default:
 		return fmt.Errorf("%w: result must be %q or %q", ErrMessage, ResultConfirmed, ResultRejected)

@@ -110,10 +110,23 @@ func canonicalHost(h string) (string, error) {
 	if strings.HasSuffix(h, ".") {
 		return "", fmt.Errorf("%w: host name ends with a dot", ErrOrigin)
 	}
-	if allDigitsAndDots(h) {
-		return "", fmt.Errorf("%w: numeric host that is not an IPv4 address", ErrOrigin)
+	// Browsers (the URL Standard) parse a host whose last label is numeric
+	// or hex as an IPv4 address, and resolvers may too: such a host is
+	// either a valid dotted-decimal address, handled above, or refused.
+	labels := strings.Split(h, ".")
+	if last := labels[len(labels)-1]; allDigitsAndDots(last) || strings.HasPrefix(last, "0x") && isHex(last[2:]) {
+		return "", fmt.Errorf("%w: numeric host that is not a dotted-decimal IPv4 address", ErrOrigin)
 	}
 	return h, nil
+}
+
+func isHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 func allDigitsAndDots(s string) bool {
@@ -136,6 +149,11 @@ func ConfirmURL(origin, raw string) (*url.URL, error) {
 	if len(raw) > 2048 {
 		return nil, errors.New("confirmation URL longer than 2048 bytes")
 	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return nil, errors.New("confirmation URL must be printable ASCII without spaces or fragment (percent-encode the rest)")
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, errors.New("confirmation URL does not parse")
@@ -153,6 +171,14 @@ func ConfirmURL(origin, raw string) (*url.URL, error) {
 	if uo != origin {
 		return nil, fmt.Errorf("confirmation URL must be on the origin's own host and port (%s)", origin)
 	}
+	// The path and query are called exactly as registered: refuse any that
+	// net/url would re-encode on the way out.
+	target := raw[strings.Index(raw, "://")+3:]
+	target = target[strings.IndexByte(target, '/'):]
+	if u.RequestURI() != target {
+		return nil, fmt.Errorf("confirmation URL path must be written percent-encoded as it is sent (%s)", u.RequestURI())
+	}
+	u.Scheme, u.Host = "https", strings.TrimPrefix(origin, "https://")
 	return u, nil
 }
 

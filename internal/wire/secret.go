@@ -39,6 +39,11 @@ func ParseSecret(s string) ([]byte, error) {
 	if len(rest) > base64.RawURLEncoding.EncodedLen(MaxSecretBytes) {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrSecret, MaxSecretBytes)
 	}
+	for i := 0; i < len(rest); i++ {
+		if !isBase64URL(rest[i]) { // encoding/base64 would skip CR and LF
+			return nil, fmt.Errorf("%w: characters after the prefix must be base64url", ErrSecret)
+		}
+	}
 	key, err := base64.RawURLEncoding.Strict().DecodeString(rest)
 	if err != nil {
 		return nil, fmt.Errorf("%w: not unpadded base64url after the prefix", ErrSecret)

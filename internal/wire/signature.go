@@ -97,7 +97,7 @@ func CheckID(id string) error {
 // ParseTimestamp parses a decimal Unix time in seconds and checks it lies
 // within Tolerance of now in either direction.
 func ParseTimestamp(s string, now time.Time) (int64, error) {
-	if len(s) == 0 || len(s) > 12 {
+	if len(s) == 0 || len(s) > 12 || (s[0] == '0' && len(s) > 1) {
 		return 0, fmt.Errorf("%w: not a Unix time in seconds", ErrTimestamp)
 	}
 	for i := 0; i < len(s); i++ {
@@ -142,6 +142,9 @@ func Verify(keys [][]byte, dir Direction, id, timestamp, signature string, body 
 	for _, e := range entries {
 		b64, ok := strings.CutPrefix(e, "v1,")
 		if !ok {
+			continue
+		}
+		if len(b64) != base64.StdEncoding.EncodedLen(sha256.Size) {
 			continue
 		}
 		mac, err := base64.StdEncoding.Strict().DecodeString(b64)

@@ -1,0 +1,205 @@
+package wire_test
+
+// testdata/vectors/messages.json: confirmation request and response bodies,
+// decoded strictly (Decode) and validated (Check). Only rules PROTOCOL.md
+// makes MUST for receivers are here; the leniencies of quirks_test.go
+// (duplicate or differently-cased names, null members, escaped lone
+// surrogates) are left out, since a receiver may go either way.
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+)
+
+// siteReasons are the reasons of PROTOCOL.md §12.1, in the order of §8
+// step 7. A verifier reports a rejection with any other reason as
+// token-rejected.
+var siteReasons = []string{
+	wire.ReasonUnknownToken,
+	wire.ReasonWrongOrigin,
+	wire.ReasonTokenExpired,
+	wire.ReasonAudienceMismatch,
+	wire.ReasonRequestMismatch,
+}
+
+type messageCase struct {
+	response bool // a ConfirmResponse; else a ConfirmRequest
+	body     string
+	ok       bool
+	note     string
+}
+
+func mustJSON(t testing.TB, v any) string {
+	b, err := json.Marshal(v)
+	require.NoError(t, err)
+	return string(b)
+}
+
+// swap replaces the one occurrence of old in s, and fails if there is none.
+func swap(t testing.TB, s, old, new string) string {
+	require.Equal(t, 1, strings.Count(s, old), "%q in %s", old, s)
+	return strings.Replace(s, old, new, 1)
+}
+
+func messageCases(t testing.TB) []messageCase {
+	req := mustJSON(t, validRequest())
+	pretty, err := json.MarshalIndent(validRequest(), "", "  ")
+	require.NoError(t, err)
+	conf := mustJSON(t, confirmedResponse())
+	action := confirmedResponse()
+	action.Binding, action.Subject = actionBinding(), "Zo\u00eb"
+	act := mustJSON(t, action)
+	rej := mustJSON(t, rejectedResponse())
+	withReason := func(r string) string { return swap(t, rej, `"reason":"unknown-token"`, `"reason":"`+r+`"`) }
+	addToRej := func(members string) string { return swap(t, rej, `"}`, `",`+members+`}`) }
+
+	cases := []messageCase{
+		// Requests.
+		{false, req, true, "request as the Go verifier encodes it"},
+		{false, string(pretty), true, "white space between tokens is fine"},
+		{false, " \t\r\n" + req + "\r\n", true, "JSON white space around the object is fine"},
+		{false, swap(t, req, `"confirm"`, `"\u0063onfirm"`), true, "escapes in strings are decoded before validation"},
+		{false, swap(t, req, `"/v1/orders?id=42"`, `"/v1/orders?q=%23"`), true, "an encoded # in the path is fine"},
+		{false, "", false, "empty body"},
+		{false, "null", false, "null is not an object"},
+		{false, " null ", false, "null with white space"},
+		{false, "[" + req + "]", false, "an array holding the object"},
+		{false, "[]", false, "an empty array"},
+		{false, `"confirm"`, false, "a string"},
+		{false, "1", false, "a number"},
+		{false, "true", false, "true"},
+		{false, "\ufeff" + req, false, "a byte order mark before the object"},
+		{false, "\f" + req, false, "form feed is not JSON white space"},
+		{false, swap(t, req, `"/v1/orders?id=42"`, "\"/v1/orders?id=\xff\""), false, "invalid UTF-8 inside a string"},
+		{false, req + "\xff", false, "invalid UTF-8 after the object"},
+		{false, swap(t, req, `"confirm"`, "\"confirm\xed\xa0\x80\""), false, "a UTF-16 surrogate encoded in UTF-8 (CESU-8) is not UTF-8"},
+		{false, swap(t, req, `"confirm"`, "\"confirm\xc0\xaf\""), false, "an overlong UTF-8 sequence"},
+		{false, req + req, false, "two objects"},
+		{false, req + " x", false, "trailing garbage"},
+		{false, swap(t, req, `{"version":1,`, `{"version":1,"extra":true,`), false, "an unknown member"},
+		{false, swap(t, req, `"method":"POST"`, `"method":"POST","query":""`), false, "an unknown member inside request"},
+		{false, swap(t, req, `"version":1`, `"version":1.0`), false, "version with a fraction"},
+		{false, swap(t, req, `"version":1`, `"version":"1"`), false, "version as a string"},
+		{false, swap(t, req, `"challenge":"`+challengeA+`",`, ``), false, "challenge missing"},
+		{false, swap(t, req, `"/v1/orders?id=42"`, `"/v1/orders#42"`), false, "# in request.path"},
+		{false, swap(t, req, `"/v1/orders?id=42"`, `"/v1/orders?id=42#x"`), false, "# in the query of request.path"},
+		{false, swap(t, req, `"https://shop.example"`, `"https://foo.123"`), false, "origin with a numeric last label"},
+		{false, swap(t, req, `"https://api.example"`, `"https://0x7f.0.0.1"`), false, "audience in hex IPv4 form"},
+		{false, swap(t, req, tokenAHex, tokenA), false, "the token instead of its hash"},
+
+		// Responses.
+		{true, conf, true, "confirmed, request binding, as the Go site encodes it"},
+		{true, act, true, "confirmed, action binding, subject in UTF-8"},
+		{true, swap(t, conf, `"subject":"user-17",`, ``), true, "confirmed without subject"},
+		{true, rej, true, "rejected, unknown-token"},
+		{true, withReason(wire.ReasonWrongOrigin), true, "rejected, wrong-origin: the site serves another origin"},
+		{true, withReason(wire.ReasonTokenExpired), true, "rejected, token-expired"},
+		{true, withReason(wire.ReasonAudienceMismatch), true, "rejected, audience-mismatch"},
+		{true, withReason(wire.ReasonRequestMismatch), true, "rejected, request-mismatch"},
+		{true, withReason("site:policy/7"), true, "rejected with a reason of the site's own: valid, but the verifier reports token-rejected"},
+		{true, withReason("origin-mismatch"), true, "rejected with the old name of wrong-origin: valid, but the verifier reports token-rejected"},
+		{true, addToRej(`"subject":"","binding":null,"issued_at":0,"expires_at":0`), true, "rejected, optional members written with their empty values"},
+		{true, addToRej(`"issued_at":1767225595,"expires_at":1767225655`), false, "rejected with issued_at and expires_at"},
+		{true, addToRej(`"issued_at":1767225595`), false, "rejected with issued_at"},
+		{true, addToRej(`"expires_at":1767225655`), false, "rejected with expires_at"},
+		{true, addToRej(`"subject":"user-17"`), false, "rejected with a subject"},
+		{true, addToRej(`"binding":{"audience":"https://api.example","kind":"action","action":"report"}`), false, "rejected with a binding"},
+		{true, swap(t, rej, `,"reason":"unknown-token"`, ``), false, "rejected without a reason"},
+		{true, withReason("unknown token"), false, "rejected, reason with a space"},
+		{true, "null", false, "null is not an object"},
+		{true, "[" + rej + "]", false, "an array holding the object"},
+		{true, "\ufeff" + rej, false, "a byte order mark before the object"},
+		{true, swap(t, conf, `"user-17"`, "\"user-\xff\""), false, "subject with invalid UTF-8"},
+		{true, swap(t, conf, `"user-17"`, "\"user-\xed\xa0\x80\""), false, "subject with a UTF-16 surrogate encoded in UTF-8"},
+		{true, swap(t, conf, `"user-17"`, `"user\u0007"`), false, "subject with an escaped control character"},
+		{true, swap(t, conf, `"path":"/v1/orders?id=42"`, `"path":"/v1/orders#42"`), false, "binding path with #"},
+		{true, swap(t, conf, `"result":"confirmed"`, `"result":"confirmed","reason":"unknown-token"`), false, "confirmed with a reason"},
+		{true, swap(t, conf, `"expires_at":1767225655`, `"expires_at":1767225896`), false, "confirmed, lifetime of 301 s"},
+		{true, swap(t, conf, `"issued_at":1767225595`, `"issued_at":1767225595.0`), false, "issued_at with a fraction"},
+		{true, swap(t, conf, `"result":"confirmed"`, `"result":"Confirmed"`), false, "result in another case"},
+	}
+	return cases
+}
+
+func decodeMessage(body []byte, response bool) error {
+	if response {
+		var m wire.ConfirmResponse
+		if err := wire.Decode(body, &m); err != nil {
+			return err
+		}
+		return m.Check()
+	}
+	var m wire.ConfirmRequest
+	if err := wire.Decode(body, &m); err != nil {
+		return err
+	}
+	return m.Check()
+}
+
+func TestMessageCases(t *testing.T) {
+	for _, c := range messageCases(t) {
+		err := decodeMessage([]byte(c.body), c.response)
+		if c.ok {
+			assert.NoError(t, err, c.note)
+		} else {
+			assert.ErrorIs(t, err, wire.ErrMessage, c.note)
+		}
+	}
+}
+
+func buildMessages(t *testing.T) messagesFile {
+	f := messagesFile{
+		Description: "Decoding and validating confirmation messages (PROTOCOL.md §6, §7, §9): message is \"request\" " +
+			"or \"response\", body_base64 the exact body (body: the same as a string when it is UTF-8). valid says " +
+			"whether a receiver must accept it. The body must be UTF-8 and one JSON object. site_reasons are the " +
+			"reasons a site rejects with (§12.1); a verifier reports any other as token-rejected.",
+		MaxBytes:    wire.MaxMessageBytes,
+		SiteReasons: siteReasons,
+	}
+	for _, c := range messageCases(t) {
+		v := messageVector{Message: "request", BodyBase64: base64.StdEncoding.EncodeToString([]byte(c.body)), Valid: c.ok, Note: c.note}
+		if c.response {
+			v.Message = "response"
+		}
+		if utf8.ValidString(c.body) {
+			s := c.body
+			v.Body = &s
+		}
+		f.Vectors = append(f.Vectors, v)
+	}
+	return f
+}
+
+func checkMessages(t *testing.T) {
+	f := readVectors[messagesFile](t, "messages.json")
+	assert.Equal(t, wire.MaxMessageBytes, f.MaxBytes)
+	assert.Equal(t, siteReasons, f.SiteReasons)
+	for _, r := range f.SiteReasons {
+		assert.NoError(t, wire.CheckAction(r), "a site reason is in the reason alphabet")
+	}
+	require.NotEmpty(t, f.Vectors)
+	for _, v := range f.Vectors {
+		body, err := base64.StdEncoding.DecodeString(v.BodyBase64)
+		require.NoError(t, err, v.Note)
+		if v.Body != nil {
+			assert.Equal(t, *v.Body, string(body), v.Note)
+		} else {
+			assert.False(t, utf8.Valid(body), "%s: a UTF-8 body has its body string", v.Note)
+		}
+		require.Contains(t, []string{"request", "response"}, v.Message, v.Note)
+		err = decodeMessage(body, v.Message == "response")
+		if v.Valid {
+			assert.NoError(t, err, v.Note)
+		} else {
+			assert.ErrorIs(t, err, wire.ErrMessage, v.Note)
+		}
+	}
+}

@@ -1,0 +1,178 @@
+// Package verify lets an API check that a request comes from the website
+// (the origin) it claims to come from, by calling that origin back.
+//
+// The customer's site, using package
+// [github.com/domainconfirm/domainconfirm/callback], issues a one-time token
+// and the caller sends it with the request in one header:
+//
+//	Domain-Confirm: v1 https://shop.example dct_...
+//
+// A [Verifier] looks the claimed origin up in its own [Registry], never in the
+// request, and POSTs a signed confirmation request to the confirmation URL
+// registered for it: "did you issue this token, for this API and this
+// request?", with a fresh random challenge. The site checks the signature,
+// takes the token out of its store and answers, signed with the same shared
+// secret, echoing the challenge. Only a valid, signed "confirmed" lets the
+// request through.
+//
+// # Outcomes
+//
+// Every call of [Verifier.Verify] ends in one of three outcomes:
+//
+//   - confirmed: Verify returns a [Result] naming the origin, the subject the
+//     site bound to the token (its user id, say) and the [Binding] the token
+//     was issued for.
+//   - rejected: the request is refused for a reason of its own: no header or
+//     a malformed one ([ErrMissingToken], [ErrMalformed]), an origin that is
+//     not registered ([ErrUnknownOrigin]), a browser Origin header that names
+//     another origin ([ErrOriginMismatch]), a token already used
+//     ([ErrReplayed]), a body over the limit ([ErrBodyTooLarge]), or the
+//     origin answering that it did not issue this token for this API and
+//     this request ([ErrRejected]: unknown-token, token-expired,
+//     audience-mismatch, request-mismatch, wrong-origin, or token-rejected
+//     for any other reason the site gives).
+//   - unverified ([ErrUnverified]): no valid answer could be had: the origin
+//     was unreachable, slow, redirected, answered a non-200 status, an
+//     unsigned or wrongly signed answer, a wrong challenge or an answer
+//     inconsistent with the question; or the registry or a store of the
+//     verifier failed. Such a request must never be let through; the caller
+//     may retry later.
+//
+// Every error Verify returns is an [*Error] that wraps exactly one of the
+// sentinels above, for [errors.Is], and carries a stable machine-readable
+// Reason such as "token-replayed" or "callback-timeout".
+//
+// # What a confirmation proves
+//
+// A request-bound token ([KindRequest]), issued by the site's backend for one
+// call (see callback.Site.Transport), proves that the site made this exact
+// request (method, path and query, SHA-256 of the body) to this API, once.
+// That holds even if an API key leaked.
+//
+// An action token ([KindAction]), issued to a visitor's browser for an action
+// label, proves that the site issued the token to someone, for this API, a
+// moment ago. It does not prove who is calling: anyone who can load the
+// site's page can obtain one. [Verifier.Middleware] accepts an action token
+// on any route: check Result.Binding.Action in the handler when an action is
+// only good for some routes.
+//
+// No confirmation authenticates an end user, and a compromised site can
+// vouch for anything.
+//
+// # Wiring
+//
+// Register each customer origin with its shared secret once, build one
+// Verifier and put its middleware in front of the handlers it guards:
+//
+//	registry := verify.NewMemoryRegistry() // or verify.LoadRegistryFile("origins.json")
+//	// "" means the default confirmation URL, https://shop.example/.well-known/domainconfirm.
+//	if err := registry.Add("https://shop.example", "", secret); err != nil {
+//		log.Fatal(err)
+//	}
+//	v, err := verify.New(verify.Config{Audience: "https://api.example", Registry: registry})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux.Handle("/v1/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//		res, _ := verify.FromContext(r.Context())
+//		fmt.Fprintf(w, "hello %s (%s)", res.Origin, res.Subject)
+//	})))
+//
+// [Config] needs only Audience, this API's own origin, and Registry; every
+// other field has a safe default. [NewRegistration] and [MemoryRegistry.Add]
+// validate and normalise a registration when it is made: an https origin
+// and nothing else, a confirmation URL on that same host and port, and one
+// or more secrets, all valid at once so that a customer can rotate them
+// without downtime. Any type with a Lookup method can be the [Registry].
+//
+// Use [Verifier.Verify] directly where a middleware does not fit, and
+// [WriteError] to answer its errors as the middleware does.
+//
+// A request-bound token is checked against the method, the request target
+// (path and query exactly as the client sent them, r.RequestURI, so
+// [net/http.StripPrefix] inside or outside the middleware changes nothing)
+// and the body. A reverse proxy in front of the API that rewrites the path
+// makes every request-bound token fail with request-mismatch.
+//
+// # Status codes
+//
+// The middleware answers every request that is not confirmed with an RFC
+// 9457 application/problem+json body whose "reason" member is the Reason and
+// whose "type" ends with "#" and the Reason:
+//
+//   - 401 Unauthorized, with WWW-Authenticate: DomainConfirm error="<reason>",
+//     for a missing, malformed, replayed or rejected token and an unknown
+//     origin;
+//   - 403 Forbidden for an Origin header that is not the claimed origin;
+//   - 413 Request Entity Too Large for a body over Config.MaxBodyBytes;
+//   - 503 Service Unavailable, with Retry-After, when the outcome is
+//     unverified.
+//
+// A 5xx status always means the verifier or the origin failed, never that
+// the request was bad. [Error.Status] gives the status of an error.
+//
+// # One-time tokens, replay memory and coalescing
+//
+// The site consumes a token with its first confirmation request, whatever
+// the answer, so a token gets exactly one confirmation attempt. The verifier
+// also remembers every token it accepted in its [ReplayStore] and never
+// accepts one twice.
+//
+// Concurrent requests carrying the same token for the same request share one
+// call-back, but the shared answer is not a pass: of any number of requests
+// carrying one token, at most one gets a Result. The others fail with
+// [ErrReplayed], or with [ErrRejected] (unknown-token) when they come too
+// late to share the call-back and the site has already consumed the token.
+//
+// Rejected tokens are kept for Config.NegativeCacheTTL (30 seconds by
+// default) in a [NegativeCache] bounded in size, so that presenting one again
+// costs no call-back. Unverified outcomes are never cached: the next request
+// calls back again.
+//
+// # Browser Origin check
+//
+// When a request carries an Origin header, as browsers send on cross-origin
+// requests, it must be exactly the claimed origin, after normalisation.
+// "Origin: null" (sandboxed frames, some redirects) never matches, and two
+// Origin headers are refused. This stops a page on another site from
+// presenting tokens it obtained from the claimed origin.
+//
+// A browser sends a CORS preflight (OPTIONS, without the Domain-Confirm
+// header) before a cross-origin request that carries one; the middleware
+// would refuse it with 401, so answer preflights in front of it.
+//
+// # Stores
+//
+// The default [MemoryReplayStore] and [MemoryNegativeCache] serve one
+// process. An API served by several processes needs a shared ReplayStore,
+// whose Mark is an atomic test-and-set, or a token accepted by one process
+// can be accepted again by another if its site does not consume tokens.
+// The negative cache is only an optimisation and may stay per process.
+//
+// # Call-backs
+//
+// The verifier only ever calls back a confirmation URL its Registry
+// returned. The default client takes no proxy from the environment, speaks
+// TLS 1.2 or newer with the system roots (or Config.RootCAs), reuses
+// connections and sets dial, handshake and header deadlines; each call-back
+// has a total deadline of Config.CallbackTimeout (3 seconds by default) that
+// does not depend on the incoming request's context. Redirects are never
+// followed, whichever client is used: a 3xx answer is unverified. Answers
+// are read up to 16 KiB; a longer one is unverified, never truncated.
+//
+// The verifier calls whatever confirmation URL is registered, at whatever
+// address its host resolves to: vet origins when registering them, or pass
+// a Config.Client whose dialer refuses addresses the API must not reach.
+//
+// # Logging and secrets
+//
+// With a Config.Logger, the verifier writes one record per call-back with
+// the origin, the confirmation URL, the HTTP status, the duration, the
+// outcome and the reason. Requests answered from the replay memory or the
+// negative cache, and requests refused before any call-back, are not
+// logged.
+//
+// Neither log records nor errors ever contain a token or a secret: the
+// confirmation request carries only the token's SHA-256, and stores are
+// keyed by it.
+package verify
