@@ -62,6 +62,10 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
 		return
 	}
+	if req.Type == wire.TypeProbe {
+		s.answerProbe(w, r, id, body)
+		return
+	}
 	if err := req.Check(); err != nil {
 		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
 		return
@@ -103,7 +107,38 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("audience", req.Audience), slog.String("result", resp.Result),
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
-	out, err := json.Marshal(resp)
+	s.writeSigned(w, id, resp)
+}
+
+// answerProbe answers a registration probe with one proof per secret, so the
+// API can tell the site holds them (and which) before it relies on them.
+func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+	var req wire.ProbeRequest
+	if err := wire.Decode(body, &req); err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
+		return
+	}
+	if err := req.Check(); err != nil {
+		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
+		return
+	}
+	if req.Origin != s.origin {
+		wire.WriteProblem(w, http.StatusBadRequest, wire.ReasonWrongOrigin, "Wrong origin",
+			"this confirmation URL answers for "+s.origin)
+		return
+	}
+	resp := wire.ProbeResponse{Version: 1, Type: wire.TypeProbe, Challenge: req.Challenge}
+	for _, k := range s.keys {
+		resp.Proofs = append(resp.Proofs, wire.ProbeProof(k, req.Challenge))
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: probe answered", slog.String("audience", req.Audience))
+	s.writeSigned(w, id, resp)
+}
+
+// writeSigned writes a 200 JSON answer signed in the response direction
+// under the request's message id.
+func (s *Site) writeSigned(w http.ResponseWriter, id string, v any) {
+	out, err := json.Marshal(v)
 	if err != nil {
 		wire.WriteProblem(w, http.StatusInternalServerError, "internal-error", "Internal error", "")
 		return

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
+	"net/http/httptrace"
 	"strconv"
 	"time"
 
@@ -21,7 +25,6 @@ import (
 // registered URL and checks the signed answer. Any answer it cannot fully
 // validate is unverified, never confirmed.
 func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, ri wire.RequestInfo) (*Result, error) {
-	start := v.now()
 	challenge := wire.NewChallenge()
 	body, err := json.Marshal(wire.ConfirmRequest{
 		Version: 1, Type: wire.TypeConfirm,
@@ -31,92 +34,154 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 	if err != nil {
 		return nil, newError(ErrUnverified, "internal-error", reg.origin, "encoding the confirmation request", err)
 	}
-	id := wire.NewMessageID()
-	ts := start.Unix()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, reg.confirmURL.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, newError(ErrUnverified, "internal-error", reg.origin, "building the confirmation request", err)
+	x := v.exchange(ctx, reg, body, v.logOn)
+	var res *Result
+	if x.err != nil {
+		err = x.err
+	} else {
+		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, ri)
 	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("Accept", "application/json")
-	h.Set("User-Agent", "domainconfirm-verify/1")
-	h.Set(wire.HeaderID, id)
-	h.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(wire.HeaderSignature, wire.Sign(reg.keys, wire.Request, id, ts, body))
-
-	status := 0
-	res, err := v.roundTrip(req, reg, id, challenge, ri, &status)
-	outcome, reason := "confirmed", ""
-	if err != nil {
+	if v.logOn {
+		outcome, reason := OutcomeConfirmed, ""
 		var e *Error
-		errors.As(err, &e)
-		outcome, reason = "unverified", e.Reason
-		if e.kind == ErrRejected {
-			outcome = "rejected"
+		if errors.As(err, &e) {
+			outcome, reason = outcomeOf(err), e.Reason
 		}
+		v.log.LogAttrs(ctx, slog.LevelInfo, "domainconfirm: call-back",
+			slog.String("origin", reg.origin), slog.String("url", reg.confirmURL.String()),
+			slog.String("ip", x.remoteIP), slog.Int("status", x.status),
+			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason))
 	}
-	v.log.LogAttrs(ctx, slog.LevelInfo, "domainconfirm: call-back",
-		slog.String("origin", reg.origin), slog.String("url", reg.confirmURL.String()),
-		slog.Int("status", status), slog.Duration("duration", v.now().Sub(start)),
-		slog.String("outcome", outcome), slog.String("reason", reason))
 	return res, err
 }
 
-func (v *Verifier) roundTrip(req *http.Request, reg *Registration, id, challenge string, ri wire.RequestInfo, status *int) (*Result, error) {
-	origin := reg.origin
-	unverified := func(reason, detail string, cause error) error {
-		return newError(ErrUnverified, reason, origin, detail, cause)
+// exchange is one signed call-back and what came of it.
+type exchange struct {
+	answer   []byte // the signed answer body; nil on error
+	answerTS int64  // the answer's timestamp
+	status   int
+	remoteIP string // the address actually dialled (when traced)
+	problem  string // the reason of a non-200 problem+json answer
+	duration time.Duration
+	err      *Error // unverified, with the reason
+}
+
+// exchange POSTs body, signed, to reg's confirmation URL and returns the
+// answer once its status, size, message id and signature check out.
+func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte, trace bool) (x exchange) {
+	start := v.now()
+	defer func() { x.duration = v.now().Sub(start) }()
+	origin, url := reg.origin, reg.confirmURL.String()
+	fail := func(reason, detail string, cause error) exchange {
+		x.err = newError(ErrUnverified, reason, origin, detail, cause)
+		return x
 	}
+	if trace {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
+			if a, ok := ci.Conn.RemoteAddr().(*net.TCPAddr); ok {
+				x.remoteIP = a.IP.String()
+			}
+		}})
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return fail("internal-error", "building the confirmation request", err)
+	}
+	id, ts := wire.NewMessageID(), start.Unix()
+	h := req.Header
+	h["Content-Type"] = []string{"application/json"}
+	h["Accept"] = []string{"application/json"}
+	h["User-Agent"] = []string{"domainconfirm-verify/1"}
+	h[wire.HeaderID] = []string{id}
+	h[wire.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
+	h[wire.HeaderSignature] = []string{wire.Sign(reg.keys, wire.Request, id, ts, body)}
+
 	resp, err := v.client.Do(req)
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, unverified("callback-timeout", fmt.Sprintf("no answer from %s within %s", reg.confirmURL, v.timeout), err)
-		}
-		return nil, unverified("callback-failed", "calling "+reg.confirmURL.String()+" failed: "+err.Error(), err)
+		reason, detail := classifyDialError(err)
+		return fail(reason, fmt.Sprintf("calling %s: %s", url, detail), err)
 	}
 	defer resp.Body.Close()
-	*status = resp.StatusCode
+	x.status = resp.StatusCode
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		return nil, unverified("callback-redirect", fmt.Sprintf("%s answered %d redirecting to %q; redirects are never followed, register the final URL", reg.confirmURL, resp.StatusCode, truncate(resp.Header.Get("Location"), 256)), nil)
+		return fail("callback-redirect", fmt.Sprintf("%s answered %d redirecting to %q; redirects are never followed, register the final URL",
+			url, resp.StatusCode, truncate(resp.Header.Get("Location"), 256)), nil)
 	}
 	// Read one byte past the cap: reaching it is a failure, not a truncation.
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, wire.MaxMessageBytes+1))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, v.maxAnswer+1))
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, unverified("callback-timeout", fmt.Sprintf("the answer from %s did not arrive within %s", reg.confirmURL, v.timeout), err)
+			return fail("callback-timeout", fmt.Sprintf("the answer from %s did not arrive within %s", url, v.timeout), err)
 		}
-		return nil, unverified("callback-failed", "reading the answer failed", err)
+		return fail("callback-failed", "reading the answer failed", err)
 	}
-	if len(raw) > wire.MaxMessageBytes {
-		return nil, unverified("answer-too-large", fmt.Sprintf("the answer is over %d bytes", wire.MaxMessageBytes), nil)
+	if int64(len(raw)) > v.maxAnswer {
+		return fail("answer-too-large", fmt.Sprintf("the answer is over %d bytes", v.maxAnswer), nil)
 	}
 	if resp.StatusCode != http.StatusOK {
-		detail := fmt.Sprintf("%s answered %d", reg.confirmURL, resp.StatusCode)
-		if p := problemReason(resp, raw); p != "" {
-			detail += " (" + p + ")"
+		detail := fmt.Sprintf("%s answered %d", url, resp.StatusCode)
+		x.problem = problemReason(resp, raw)
+		switch x.problem {
+		case "":
+		case "bad-signature":
+			detail += " (the site says: bad-signature; the shared secrets differ between the API and the site)"
+		default:
+			detail += " (the site says: " + x.problem + ")"
 		}
-		return nil, unverified("callback-status", detail, nil)
+		return fail("callback-status", detail, nil)
 	}
-	if got := resp.Header.Get(wire.HeaderID); got != id {
-		return nil, unverified("bad-signature", "the answer does not carry the request's message id", nil)
+	if resp.Header.Get(wire.HeaderID) != id {
+		return fail("bad-signature", "the answer does not carry the request's message id", nil)
 	}
-	if err := wire.Verify(reg.keys, wire.Response, id, resp.Header.Get(wire.HeaderTimestamp), resp.Header.Get(wire.HeaderSignature), raw, v.now()); err != nil {
+	tsHeader := resp.Header.Get(wire.HeaderTimestamp)
+	if err := wire.Verify(reg.keys, wire.Response, id, tsHeader, resp.Header.Get(wire.HeaderSignature), raw, v.now()); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, wire.ErrTimestamp) {
 			reason = "bad-timestamp"
 		}
-		return nil, unverified(reason, "the answer is not validly signed: "+err.Error(), nil)
+		return fail(reason, "the answer is not validly signed: "+err.Error(), nil)
+	}
+	x.answer, x.answerTS = raw, parseTS(tsHeader)
+	return x
+}
+
+func parseTS(s string) int64 {
+	n, _ := strconv.ParseInt(s, 10, 64)
+	return n
+}
+
+// classifyDialError names why a call-back got no answer.
+func classifyDialError(err error) (reason, detail string) {
+	var certErr *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var authErr x509.UnknownAuthorityError
+	var recErr tls.RecordHeaderError
+	switch {
+	case errors.Is(err, errDestinationDenied):
+		return "destination-denied", "the address it resolves to is not allowed (loopback, private, link-local, special-purpose, or a port other than the allowed ones): " + err.Error()
+	case errors.Is(err, context.DeadlineExceeded):
+		return "callback-timeout", "no answer within the deadline"
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr):
+		return "callback-tls", "TLS failed (is the certificate valid for this host, from a public CA, and is it https?): " + err.Error()
+	}
+	return "callback-failed", err.Error()
+}
+
+// checkConfirmation validates a signed confirmation answer against the
+// request it answers.
+func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string, ri wire.RequestInfo) (*Result, error) {
+	unverified := func(reason, detail string) error {
+		return newError(ErrUnverified, reason, origin, detail, nil)
 	}
 	var ans wire.ConfirmResponse
 	if err := wire.Decode(raw, &ans); err != nil {
-		return nil, unverified("malformed-answer", err.Error(), nil)
+		return nil, unverified("malformed-answer", err.Error())
 	}
 	if err := ans.Check(); err != nil {
-		return nil, unverified("malformed-answer", err.Error(), nil)
+		return nil, unverified("malformed-answer", err.Error())
 	}
 	if !hmac.Equal([]byte(ans.Challenge), []byte(challenge)) {
-		return nil, unverified("challenge-mismatch", "the answer does not echo this request's challenge", nil)
+		return nil, unverified("challenge-mismatch", "the answer does not echo this request's challenge")
 	}
 	if ans.Result == wire.ResultRejected {
 		return nil, rejected(origin, ans.Reason)
@@ -125,11 +190,11 @@ func (v *Verifier) roundTrip(req *http.Request, reg *Registration, id, challenge
 	now := v.now()
 	switch {
 	case b.Audience != v.audience:
-		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another audience", nil)
+		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another audience")
 	case b.Kind == wire.KindRequest && !b.Matches(ri):
-		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another request", nil)
+		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another request")
 	case now.Add(-wire.Tolerance).Unix() > ans.ExpiresAt:
-		return nil, unverified("inconsistent-answer", "the origin confirmed an expired token", nil)
+		return nil, unverified("inconsistent-answer", "the origin confirmed an expired token")
 	}
 	return &Result{
 		Origin:     origin,
@@ -153,10 +218,7 @@ func problemReason(resp *http.Response, raw []byte) string {
 	if json.Unmarshal(raw, &p) != nil || wire.CheckAction(p.Reason) != nil {
 		return ""
 	}
-	if p.Reason == "bad-signature" {
-		return "the site says: bad-signature; the shared secrets differ between the API and the site"
-	}
-	return "the site says: " + p.Reason
+	return p.Reason
 }
 
 // rejected is the error for a site's rejection. Only the reasons of

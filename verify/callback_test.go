@@ -38,7 +38,7 @@ func TestConfirmationRequest(t *testing.T) {
 	reg := verify.NewMemoryRegistry()
 	confirmURL := fake.Origin + "/hooks/domainconfirm?tenant=7"
 	require.NoError(t, reg.Add(fake.Origin, confirmURL, secret))
-	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots})
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 
 	header := forged(fake.Origin)
@@ -105,7 +105,7 @@ func TestCallerClientNeverFollowsRedirects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, Client: tt.client, RootCAs: pool})
+			v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, Client: tt.client, RootCAs: pool, UnsafeAllowPrivateAddresses: true})
 			require.NoError(t, err)
 			_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(fake.Origin)))
 			requireError(t, err, verify.ErrUnverified, "callback-redirect")
@@ -151,7 +151,7 @@ func TestLogging(t *testing.T) {
 	})
 	require.NoError(t, f.reg.Add(fake.Origin, "", f.secret))
 	v, err := verify.New(verify.Config{
-		Audience: apiOrigin, Registry: f.reg, RootCAs: sitetest.Pool(f.srv, fake),
+		Audience: apiOrigin, Registry: f.reg, RootCAs: sitetest.Pool(f.srv, fake), UnsafeAllowPrivateAddresses: true,
 		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	require.NoError(t, err)

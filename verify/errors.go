@@ -3,6 +3,7 @@ package verify
 import (
 	"errors"
 	"net/http"
+	"time"
 )
 
 // Sentinel errors: every error Verify returns wraps exactly one of these, so
@@ -25,6 +26,9 @@ var (
 	ErrRejected = errors.New("verify: token rejected by its origin")
 	// ErrBodyTooLarge: the request body is over Config.MaxBodyBytes. 413.
 	ErrBodyTooLarge = errors.New("verify: request body too large")
+	// ErrRateLimited: the origin's call-back budget (rate or in-flight
+	// cap) or the verifier's global cap is spent. 429 with Retry-After.
+	ErrRateLimited = errors.New("verify: call-back budget spent")
 	// ErrUnverified: the origin could not give a valid answer (unreachable,
 	// non-200, unsigned, wrongly signed, wrong challenge), or a store of the
 	// verifier failed. Never let such a request through. 503.
@@ -41,6 +45,9 @@ type Error struct {
 	Origin string
 	// Detail says in words what happened and, where it can, what to fix.
 	Detail string
+	// RetryAfter, when set, is how long the caller should wait before
+	// trying again (429 and 503).
+	RetryAfter time.Duration
 
 	kind  error // one of the sentinels
 	cause error
@@ -74,6 +81,8 @@ func (e *Error) Status() int {
 		return http.StatusRequestEntityTooLarge
 	case ErrUnverified:
 		return http.StatusServiceUnavailable
+	case ErrRateLimited:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusUnauthorized
 	}

@@ -133,16 +133,19 @@ func newOutcomeEnv(t *testing.T) *outcomeEnv {
 	// The fixture's verifier trusts the site's certificate; build one that
 	// trusts all of them (httptest uses one certificate, but do not rely on it).
 	var err error
+	// The fake origin fails on purpose, row after row: keep its breaker
+	// closed so each row reaches the call-back (the breaker has its own tests).
 	e.v, err = verify.New(verify.Config{
 		Audience: apiOrigin, Registry: e.reg,
-		RootCAs: sitetest.Pool(e.srv, e.fake, e.target),
+		RootCAs: sitetest.Pool(e.srv, e.fake, e.target), UnsafeAllowPrivateAddresses: true,
+		BreakerThreshold: 1 << 30,
 	})
 	require.NoError(t, err)
 
 	hangReg := verify.NewMemoryRegistry()
 	require.NoError(t, hangReg.Add(e.fake.Origin, "", e.secret))
 	e.vHang, err = verify.New(verify.Config{
-		Audience: apiOrigin, Registry: hangReg, RootCAs: e.fake.Roots,
+		Audience: apiOrigin, Registry: hangReg, RootCAs: e.fake.Roots, UnsafeAllowPrivateAddresses: true,
 		CallbackTimeout: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)
@@ -156,7 +159,7 @@ func TestOutcomes(t *testing.T) {
 	e := newOutcomeEnv(t)
 	site, fake := e.srv.Origin, e.fake.Origin
 	newVerifier := func(edit func(*verify.Config)) *verify.Verifier {
-		cfg := verify.Config{Audience: apiOrigin, Registry: e.reg, RootCAs: sitetest.Pool(e.srv, e.fake)}
+		cfg := verify.Config{Audience: apiOrigin, Registry: e.reg, RootCAs: sitetest.Pool(e.srv, e.fake), UnsafeAllowPrivateAddresses: true, BreakerThreshold: 1 << 30}
 		edit(&cfg)
 		v, err := verify.New(cfg)
 		require.NoError(t, err)

@@ -124,7 +124,7 @@ func Example_actionToken() {
 	}
 	roots := x509.NewCertPool() // trust the test server's certificate
 	roots.AddCert(siteSrv.Certificate())
-	v, err := verify.New(verify.Config{Audience: "https://api.example", Registry: registry, RootCAs: roots})
+	v, err := verify.New(verify.Config{Audience: "https://api.example", Registry: registry, RootCAs: roots, UnsafeAllowPrivateAddresses: true})
 	if err != nil {
 		log.Fatal(err)
 	}

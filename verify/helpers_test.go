@@ -82,7 +82,7 @@ func newFixture(t *testing.T, edit func(*verify.Config)) *fixture {
 	f.srv, f.site = sitetest.NewSite(t, callback.Config{Secrets: []string{f.secret}, Store: f.store})
 	f.reg = verify.NewMemoryRegistry()
 	require.NoError(t, f.reg.Add(f.srv.Origin, "", f.secret))
-	cfg := verify.Config{Audience: apiOrigin, Registry: f.reg, RootCAs: f.srv.Roots}
+	cfg := verify.Config{Audience: apiOrigin, Registry: f.reg, RootCAs: f.srv.Roots, UnsafeAllowPrivateAddresses: true}
 	if edit != nil {
 		edit(&cfg)
 	}

@@ -2,7 +2,9 @@ package verify
 
 import (
 	"errors"
+	"math"
 	"net/http"
+	"strconv"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
@@ -34,8 +36,12 @@ func WriteError(w http.ResponseWriter, err error) {
 	switch status {
 	case http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `DomainConfirm error="`+e.Reason+`"`)
-	case http.StatusServiceUnavailable:
-		w.Header().Set("Retry-After", "5")
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		wait := e.RetryAfter
+		if wait <= 0 {
+			wait = DefaultRetryAfter
+		}
+		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
 	}
 	wire.WriteProblem(w, status, e.Reason, title(e.kind), e.Detail)
 }
@@ -56,6 +62,8 @@ func title(kind error) string {
 		return "Token rejected by its origin"
 	case ErrBodyTooLarge:
 		return "Request body too large"
+	case ErrRateLimited:
+		return "Call-back budget spent"
 	}
 	return "Origin could not confirm the request"
 }

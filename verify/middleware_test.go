@@ -56,7 +56,7 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 	siteSrv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}, Store: store})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(siteSrv.Origin, "", secret))
-	v, err := verify.New(verify.Config{Audience: audience, Registry: reg, RootCAs: siteSrv.Roots})
+	v, err := verify.New(verify.Config{Audience: audience, Registry: reg, RootCAs: siteSrv.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 	mux.Handle("/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, ok := verify.FromContext(r.Context())
@@ -261,7 +261,7 @@ func TestRequestBindingSurvivesStripPrefix(t *testing.T) {
 	siteSrv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(siteSrv.Origin, "", secret))
-	v, err := verify.New(verify.Config{Audience: api.URL, Registry: reg, RootCAs: siteSrv.Roots})
+	v, err := verify.New(verify.Config{Audience: api.URL, Registry: reg, RootCAs: siteSrv.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 	var path string
 	mux.Handle("/api/", http.StripPrefix("/api", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

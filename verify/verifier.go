@@ -3,13 +3,11 @@ package verify
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -25,10 +23,18 @@ const HeaderName = wire.HeaderName
 
 // Defaults of Config.
 const (
-	DefaultMaxBodyBytes      = 1 << 20
-	DefaultCallbackTimeout   = 3 * time.Second
-	DefaultNegativeCacheTTL  = 30 * time.Second
-	DefaultNegativeCacheSize = 10000
+	DefaultMaxBodyBytes         = 1 << 20
+	DefaultCallbackTimeout      = 3 * time.Second
+	DefaultMaxAnswerBytes       = 16 << 10
+	DefaultNegativeCacheTTL     = 30 * time.Second
+	DefaultNegativeCacheSize    = 10000
+	DefaultCallbacksPerSecond   = 50
+	DefaultCallbackBurst        = 100
+	DefaultMaxInFlightPerOrigin = 32
+	DefaultMaxInFlight          = 512
+	DefaultBreakerThreshold     = 5
+	DefaultBreakerCooldown      = 30 * time.Second
+	DefaultRetryAfter           = 5 * time.Second
 	// MaxNegativeCacheTTL bounds Config.NegativeCacheTTL.
 	MaxNegativeCacheTTL = 5 * time.Minute
 )
@@ -37,7 +43,7 @@ const (
 var ErrConfig = errors.New("verify: invalid config")
 
 // Config configures a Verifier. Only Audience and Registry are required;
-// every other field has a safe default.
+// every other field has a safe default. README.md lists every limit.
 type Config struct {
 	// Audience is this API's own origin, such as "https://api.example".
 	// Tokens issued for any other audience are rejected. Required.
@@ -46,15 +52,56 @@ type Config struct {
 	// Registry holds the registered origins. Required.
 	Registry Registry
 
-	// Client makes the call-backs. If nil, a client built for it is used:
-	// no proxy from the environment, TLS 1.2 or newer with the system roots
-	// (or RootCAs), dial, handshake and header timeouts, connections reused.
-	// Redirects are never followed, whichever client is used.
+	// Client makes the call-backs. If nil, the verifier builds one that is
+	// safe against hostile origins: every dial is checked after DNS against
+	// the special-purpose address ranges (loopback, private, link-local and
+	// cloud metadata, CGNAT, multicast, documentation, IPv4-mapped, NAT64,
+	// 6to4, Teredo, ...) and CallbackPorts; no proxy from the environment;
+	// TLS 1.2 or newer with the system roots (or RootCAs); dial, handshake,
+	// header and total deadlines; MaxInFlightPerOrigin idle connections per
+	// origin. A Client you supply gets none of that except that redirects
+	// are never followed: it is then yours to make safe.
 	Client *http.Client
 
 	// RootCAs, if set, replaces the system roots of the default client.
-	// Ignored when Client is set.
 	RootCAs *x509.CertPool
+
+	// CallbackPorts are the ports the default client may connect to. If
+	// empty, 443 only.
+	CallbackPorts []uint16
+
+	// UnsafeAllowPrivateAddresses lets the default client call back
+	// loopback and private (RFC 1918, ULA) addresses on any port. It is for
+	// local development and tests only: in production it turns the verifier
+	// into a way into your own network.
+	UnsafeAllowPrivateAddresses bool
+
+	// CallbackTimeout is the total deadline of one call-back. If zero,
+	// DefaultCallbackTimeout (3 s).
+	CallbackTimeout time.Duration
+
+	// MaxAnswerBytes caps the body of a call-back answer; reaching it makes
+	// the outcome unverified. If zero, DefaultMaxAnswerBytes (16 KiB).
+	MaxAnswerBytes int64
+
+	// CallbacksPerSecond and CallbackBurst size each origin's token bucket
+	// of call-backs. Requests beyond it get 429. If zero, 50 per second and
+	// a burst of 100.
+	CallbacksPerSecond float64
+	CallbackBurst      int
+
+	// MaxInFlightPerOrigin caps concurrent call-backs to one origin, and
+	// MaxInFlight those to all origins together; beyond either, 429. If
+	// zero, 32 and 512.
+	MaxInFlightPerOrigin int
+	MaxInFlight          int
+
+	// BreakerThreshold consecutive unverified call-backs to an origin open
+	// its circuit breaker: requests for it then fail fast with 503 for
+	// BreakerCooldown, after which one call-back probes the origin. If
+	// zero, 5 and 30 s.
+	BreakerThreshold int
+	BreakerCooldown  time.Duration
 
 	// Replay remembers accepted tokens. If nil, a MemoryReplayStore, which
 	// serves one process only.
@@ -76,13 +123,14 @@ type Config struct {
 	// DefaultMaxBodyBytes (1 MiB). Larger bodies get 413.
 	MaxBodyBytes int64
 
-	// CallbackTimeout is the total deadline of one call-back. If zero,
-	// DefaultCallbackTimeout (3 s).
-	CallbackTimeout time.Duration
-
-	// Logger receives one record per call-back. If nil, nothing is logged.
-	// Records never contain a token or a secret.
+	// Logger receives one validation record per call-back (origin, URL,
+	// address dialled, status, duration, outcome, reason). If nil, nothing
+	// is logged. Records never contain a token or a secret.
 	Logger *slog.Logger
+
+	// Observer, if set, is called once per Verify with its outcome, for
+	// metrics. It must not block.
+	Observer func(Event)
 }
 
 // Verifier checks that requests come from the origin they claim, by calling
@@ -95,10 +143,15 @@ type Verifier struct {
 	negative    NegativeCache
 	negativeTTL time.Duration
 	maxBody     int64
+	maxAnswer   int64
 	timeout     time.Duration
+	limits      *limits
 	log         *slog.Logger
+	logOn       bool
+	observer    func(Event)
 	flight      singleflight.Group
 	now         func() time.Time
+	dialRewrite func(addr string) string // tests only
 }
 
 // New validates cfg and returns a Verifier.
@@ -110,6 +163,9 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Registry == nil {
 		return nil, fmt.Errorf("%w: Registry is required", ErrConfig)
 	}
+	if err := defaults(&cfg); err != nil {
+		return nil, err
+	}
 	v := &Verifier{
 		audience:    aud,
 		registry:    cfg.Registry,
@@ -117,75 +173,77 @@ func New(cfg Config) (*Verifier, error) {
 		negative:    cfg.NegativeCache,
 		negativeTTL: cfg.NegativeCacheTTL,
 		maxBody:     cfg.MaxBodyBytes,
+		maxAnswer:   cfg.MaxAnswerBytes,
 		timeout:     cfg.CallbackTimeout,
+		limits:      newLimits(&cfg),
 		log:         cfg.Logger,
+		observer:    cfg.Observer,
 		now:         time.Now,
-	}
-	switch {
-	case v.negativeTTL == 0:
-		v.negativeTTL = DefaultNegativeCacheTTL
-	case v.negativeTTL < 0 || v.negativeTTL > MaxNegativeCacheTTL:
-		return nil, fmt.Errorf("%w: NegativeCacheTTL must be within (0, %s]", ErrConfig, MaxNegativeCacheTTL)
-	}
-	switch {
-	case v.maxBody == 0:
-		v.maxBody = DefaultMaxBodyBytes
-	case v.maxBody < 0:
-		return nil, fmt.Errorf("%w: MaxBodyBytes is negative", ErrConfig)
-	}
-	switch {
-	case v.timeout == 0:
-		v.timeout = DefaultCallbackTimeout
-	case v.timeout < 0:
-		return nil, fmt.Errorf("%w: CallbackTimeout is negative", ErrConfig)
-	}
-	if cfg.NegativeCacheSize < 0 {
-		return nil, fmt.Errorf("%w: NegativeCacheSize is negative", ErrConfig)
 	}
 	if v.replay == nil {
 		v.replay = NewMemoryReplayStore()
 	}
 	if v.negative == nil {
-		size := cfg.NegativeCacheSize
-		if size == 0 {
-			size = DefaultNegativeCacheSize
-		}
-		v.negative = NewMemoryNegativeCache(size)
+		v.negative = NewMemoryNegativeCache(cfg.NegativeCacheSize)
 	}
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
+	v.logOn = v.log.Enabled(context.Background(), slog.LevelInfo)
 	if cfg.Client != nil {
 		c := *cfg.Client // never follow redirects, even with the caller's client
 		c.CheckRedirect = noRedirect
 		v.client = &c
 	} else {
-		v.client = defaultClient(cfg.RootCAs, v.timeout)
+		guard := newDestinationGuard(cfg.CallbackPorts, cfg.UnsafeAllowPrivateAddresses)
+		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin)
 	}
 	return v, nil
 }
 
+// defaults fills in the zero fields of cfg and refuses bad values.
+func defaults(cfg *Config) error {
+	type check struct {
+		bad  bool
+		what string
+	}
+	for _, c := range []check{
+		{cfg.NegativeCacheTTL < 0 || cfg.NegativeCacheTTL > MaxNegativeCacheTTL, "NegativeCacheTTL must be within (0, 5m]"},
+		{cfg.NegativeCacheSize < 0, "NegativeCacheSize is negative"},
+		{cfg.MaxBodyBytes < 0, "MaxBodyBytes is negative"},
+		{cfg.MaxAnswerBytes < 0, "MaxAnswerBytes is negative"},
+		{cfg.CallbackTimeout < 0, "CallbackTimeout is negative"},
+		{cfg.CallbacksPerSecond < 0 || cfg.CallbackBurst < 0, "CallbacksPerSecond and CallbackBurst must not be negative"},
+		{cfg.MaxInFlightPerOrigin < 0 || cfg.MaxInFlight < 0, "MaxInFlightPerOrigin and MaxInFlight must not be negative"},
+		{cfg.BreakerThreshold < 0 || cfg.BreakerCooldown < 0, "BreakerThreshold and BreakerCooldown must not be negative"},
+	} {
+		if c.bad {
+			return fmt.Errorf("%w: %s", ErrConfig, c.what)
+		}
+	}
+	orDefault(&cfg.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	orDefault(&cfg.NegativeCacheSize, DefaultNegativeCacheSize)
+	orDefault(&cfg.MaxBodyBytes, DefaultMaxBodyBytes)
+	orDefault(&cfg.MaxAnswerBytes, DefaultMaxAnswerBytes)
+	orDefault(&cfg.CallbackTimeout, DefaultCallbackTimeout)
+	orDefault(&cfg.CallbacksPerSecond, DefaultCallbacksPerSecond)
+	orDefault(&cfg.CallbackBurst, DefaultCallbackBurst)
+	orDefault(&cfg.MaxInFlightPerOrigin, DefaultMaxInFlightPerOrigin)
+	orDefault(&cfg.MaxInFlight, DefaultMaxInFlight)
+	orDefault(&cfg.BreakerThreshold, DefaultBreakerThreshold)
+	orDefault(&cfg.BreakerCooldown, DefaultBreakerCooldown)
+	return nil
+}
+
+func orDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}
+
 // Audience returns the verifier's canonical audience.
 func (v *Verifier) Audience() string { return v.audience }
-
-func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-
-func defaultClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
-	tr := &http.Transport{
-		Proxy:                  nil, // never a proxy from the environment
-		DialContext:            (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
-		TLSHandshakeTimeout:    2 * time.Second,
-		ResponseHeaderTimeout:  timeout,
-		MaxResponseHeaderBytes: 16 << 10,
-		MaxIdleConns:           1024,
-		MaxIdleConnsPerHost:    64, // Go's default of 2 makes concurrent call-backs pay fresh handshakes
-		IdleConnTimeout:        90 * time.Second,
-		ForceAttemptHTTP2:      true,
-		DisableCompression:     true,
-	}
-	return &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: timeout}
-}
 
 // Verify checks the Domain-Confirm header of r by calling back the claimed
 // origin, and returns the confirmed Result, or an *Error wrapping one of the
@@ -195,37 +253,55 @@ func defaultClient(roots *x509.CertPool, timeout time.Duration) *http.Client {
 // A token is accepted at most once: of any number of requests carrying the
 // same token, at most one gets a Result.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error) {
+	if v.observer == nil {
+		res, _, _, err := v.verify(ctx, r)
+		return res, err
+	}
+	start := v.now()
+	res, origin, called, err := v.verify(ctx, r)
+	ev := Event{Origin: origin, Outcome: outcomeOf(err), Result: res, Callback: called, Duration: v.now().Sub(start)}
+	var e *Error
+	if errors.As(err, &e) {
+		ev.Reason = e.Reason
+	}
+	v.observer(ev)
+	return res, err
+}
+
+// verify is Verify without the observer; it also returns the claimed origin
+// and whether this call made a call-back.
+func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, origin string, called bool, err error) {
 	vals := r.Header.Values(HeaderName)
 	if len(vals) == 0 {
-		return nil, newError(ErrMissingToken, "missing-token", "", "send \"Domain-Confirm: v1 <origin> <token>\"", nil)
+		return nil, "", false, newError(ErrMissingToken, "missing-token", "", "send \"Domain-Confirm: v1 <origin> <token>\"", nil)
 	}
 	if len(vals) > 1 {
-		return nil, newError(ErrMalformed, "malformed-token", "", "more than one Domain-Confirm header", nil)
+		return nil, "", false, newError(ErrMalformed, "malformed-token", "", "more than one Domain-Confirm header", nil)
 	}
 	origin, token, err := wire.ParseHeader(vals[0])
 	if err != nil {
-		return nil, newError(ErrMalformed, "malformed-token", "", err.Error(), nil)
+		return nil, "", false, newError(ErrMalformed, "malformed-token", "", err.Error(), nil)
 	}
 	reg, err := v.registry.Lookup(ctx, origin)
 	switch {
 	case errors.Is(err, ErrUnknownOrigin):
-		return nil, newError(ErrUnknownOrigin, "unknown-origin", origin, "register the origin with this API first", nil)
+		return nil, origin, false, newError(ErrUnknownOrigin, "unknown-origin", origin, "register the origin with this API first", nil)
 	case err != nil:
-		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry failed", err)
+		return nil, origin, false, newError(ErrUnverified, "registry-unavailable", origin, "the registry failed", err)
 	case !reg.usable():
-		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned an unusable registration (build it with NewRegistration)", nil)
+		return nil, origin, false, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned an unusable registration (build it with NewRegistration)", nil)
 	case reg.origin != origin:
-		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned the registration of another origin", nil)
+		return nil, origin, false, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned the registration of another origin", nil)
 	}
 	if err := checkBrowserOrigin(r, origin); err != nil {
-		return nil, err
+		return nil, origin, false, err
 	}
 
 	key := wire.TokenHash(token)
 	if seen, err := v.replay.Seen(ctx, key); err != nil {
-		return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		return nil, origin, false, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 	} else if seen {
-		return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+		return nil, origin, false, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 	}
 	// Rejections are per origin: origin B rejecting a token says nothing
 	// about origin A's answer for it.
@@ -233,30 +309,40 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
 		e := rejected(origin, reason)
 		e.Detail += " (answer cached)"
-		return nil, e
+		return nil, origin, false, e
 	}
 
 	ri, err := v.requestInfo(r, origin)
 	if err != nil {
-		return nil, err
+		return nil, origin, false, err
 	}
 	// Coalesce concurrent checks of one token, claimed for one origin, for
 	// one request into one call-back. The shared answer is not a pass: each
 	// waiter still has to win the replay mark below, and only one can.
 	flightKey := origin + " " + key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
+		// The deadline covers waiting for an in-flight slot too. It is
+		// detached from the caller's cancellation: other waiters share it.
 		cbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 		defer cancel()
-		return v.confirm(cbCtx, reg, key, ri)
+		release, lerr := v.limits.acquire(cbCtx, origin, v.now())
+		if lerr != nil {
+			return nil, lerr
+		}
+		called = true // only the goroutine that runs this makes the call-back
+		res, err := v.confirm(cbCtx, reg, key, ri)
+		release(!errors.Is(err, ErrUnverified), v.now())
+		return res, err
 	})
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
 			_ = v.negative.Add(ctx, negKey, e.Reason, v.negativeTTL)
 		}
-		return nil, err
+		return nil, origin, called, err
 	}
-	res := *shared.(*Result) // each waiter gets its own copy
+	res = new(Result)
+	*res = *shared.(*Result) // each waiter gets its own copy
 	// Remember the token as long as any verifier could accept it: until its
 	// expiry plus the clock tolerance, and never less than MaxTokenTTL. The
 	// site has consumed it already, so a cancelled client must not make the
@@ -266,12 +352,12 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	first, err := v.replay.Mark(markCtx, key, ttl)
 	cancel()
 	if err != nil {
-		return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		return nil, origin, called, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 	}
 	if !first {
-		return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+		return nil, origin, called, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 	}
-	return &res, nil
+	return res, origin, called, nil
 }
 
 // checkBrowserOrigin enforces that a browser's Origin header, when sent,

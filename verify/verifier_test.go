@@ -120,7 +120,7 @@ func TestOneWinner(t *testing.T) {
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(srv.Origin, "", secret))
 	v, err := verify.New(verify.Config{
-		Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, NegativeCache: gate,
+		Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, UnsafeAllowPrivateAddresses: true, NegativeCache: gate,
 		CallbackTimeout: 30 * time.Second, // generous under -race; nothing here is timed
 	})
 	require.NoError(t, err)
@@ -200,7 +200,7 @@ func TestSecretRotation(t *testing.T) {
 	newOnlySrv, newOnly := sitetest.NewSite(t, callback.Config{Secrets: []string{newSecret}})
 	bothSrv, both := sitetest.NewSite(t, callback.Config{Secrets: []string{oldSecret, newSecret}})
 	reg := verify.NewMemoryRegistry()
-	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(newOnlySrv, bothSrv)})
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(newOnlySrv, bothSrv), UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -291,7 +291,7 @@ func TestNegativeCache(t *testing.T) {
 		fake := sitetest.NewFake(t, sitetest.Problem(http.StatusServiceUnavailable, "maintenance"))
 		reg := verify.NewMemoryRegistry()
 		require.NoError(t, reg.Add(fake.Origin, "", callback.GenerateSecret()))
-		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots})
+		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true})
 		require.NoError(t, err)
 		h := forged(fake.Origin)
 		for range 2 {
@@ -344,7 +344,7 @@ func TestCoalescingIsPerOrigin(t *testing.T) {
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(a.Origin, "", secret))
 	require.NoError(t, reg.Add(b.Origin, "", secret))
-	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(a, b), NegativeCache: gate})
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(a, b), UnsafeAllowPrivateAddresses: true, NegativeCache: gate})
 	require.NoError(t, err)
 
 	tok, err := s.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})

@@ -56,6 +56,8 @@ func run(ctx context.Context, out io.Writer) error {
 		Audience: apiSrv.URL,
 		Registry: registry,
 		RootCAs:  trust(siteSrv), // loopback demo: trust the site's test certificate
+		// and allow calling it back on a loopback address and port.
+		UnsafeAllowPrivateAddresses: true,
 	})
 	if err != nil {
 		return err

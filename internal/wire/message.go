@@ -2,7 +2,9 @@ package wire
 
 import (
 	"bytes"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -283,6 +285,65 @@ func (m *ConfirmResponse) Check() error {
 		}
 	default:
 		return fmt.Errorf("%w: result must be %q or %q", ErrMessage, ResultConfirmed, ResultRejected)
+	}
+	return nil
+}
+
+// TypeProbe marks a registration probe: the verifier asks the site to prove
+// it holds the shared secrets, before or after registering it.
+const TypeProbe = "probe"
+
+// ProbeRequest is the body of a registration probe.
+type ProbeRequest struct {
+	Version   int    `json:"version"`
+	Type      string `json:"type"`
+	Origin    string `json:"origin"`
+	Audience  string `json:"audience"`
+	Challenge string `json:"challenge"`
+}
+
+// ProbeResponse answers a probe with one proof per secret the site holds.
+type ProbeResponse struct {
+	Version   int      `json:"version"`
+	Type      string   `json:"type"`
+	Challenge string   `json:"challenge"`
+	Proofs    []string `json:"proofs"`
+}
+
+// ProbeProof is the site's proof that it holds key: the standard base64 of
+// HMAC-SHA256(key, "domainconfirm.v1.probe." + challenge), in the manner of
+// a webhook CRC check.
+func ProbeProof(key []byte, challenge string) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("domainconfirm.v1.probe."))
+	m.Write([]byte(challenge))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Check validates a ProbeRequest.
+func (m *ProbeRequest) Check() error {
+	if m.Version != 1 || m.Type != TypeProbe {
+		return fmt.Errorf("%w: want version 1, type %q", ErrMessage, TypeProbe)
+	}
+	if o, err := NormalizeOrigin(m.Origin); err != nil || o != m.Origin {
+		return fmt.Errorf("%w: origin is not a canonical https origin", ErrMessage)
+	}
+	if a, err := NormalizeOrigin(m.Audience); err != nil || a != m.Audience {
+		return fmt.Errorf("%w: audience is not a canonical https origin", ErrMessage)
+	}
+	return checkChallenge(m.Challenge)
+}
+
+// Check validates a ProbeResponse. It does not compare the challenge.
+func (m *ProbeResponse) Check() error {
+	if m.Version != 1 || m.Type != TypeProbe {
+		return fmt.Errorf("%w: want version 1, type %q", ErrMessage, TypeProbe)
+	}
+	if err := checkChallenge(m.Challenge); err != nil {
+		return err
+	}
+	if len(m.Proofs) == 0 || len(m.Proofs) > MaxSignatures {
+		return fmt.Errorf("%w: 1 to %d proofs", ErrMessage, MaxSignatures)
 	}
 	return nil
 }

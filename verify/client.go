@@ -1,0 +1,85 @@
+package verify
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"code.dny.dev/ssrf"
+)
+
+// errDestinationDenied marks a dial the destination guard refused.
+var errDestinationDenied = errors.New("destination not allowed")
+
+// destinationGuard decides, at dial time and after DNS, which addresses a
+// call-back may connect to: never a special-purpose range (loopback, private,
+// link-local and cloud metadata, CGNAT, multicast, documentation,
+// benchmarking, ...), never IPv4-mapped, NAT64, 6to4 or Teredo forms, only
+// the allowed ports. Checking the address actually dialled, not the name,
+// defeats DNS rebinding.
+type destinationGuard struct {
+	ssrf       *ssrf.Guardian
+	allowLocal bool // UnsafeAllowPrivateAddresses
+}
+
+func newDestinationGuard(ports []uint16, allowLocal bool) *destinationGuard {
+	if len(ports) == 0 {
+		ports = []uint16{443}
+	}
+	return &destinationGuard{ssrf: ssrf.New(ssrf.WithPorts(ports...)), allowLocal: allowLocal}
+}
+
+// control is a net.Dialer Control function.
+func (g *destinationGuard) control(network, address string, c syscall.RawConn) error {
+	if g.allowLocal {
+		if ap, err := netip.ParseAddrPort(address); err == nil {
+			if a := ap.Addr().Unmap(); a.IsLoopback() || a.IsPrivate() {
+				return nil
+			}
+		}
+	}
+	if err := g.ssrf.Safe(network, address, c); err != nil {
+		return fmt.Errorf("%w: %w", errDestinationDenied, err)
+	}
+	return nil
+}
+
+// newCallbackClient builds the default call-back client: the destination
+// guard on every dial, no proxy from the environment, no redirects, TLS 1.2
+// or newer, timeouts on every phase, and enough idle connections per origin
+// that concurrent call-backs reuse connections instead of paying a TLS
+// handshake each (Go's default keeps 2 per host).
+func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPool, perOrigin int) *http.Client {
+	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second, Control: guard.control}
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if v.dialRewrite != nil { // tests only: point a name at an address
+			addr = v.dialRewrite(addr)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	tr := &http.Transport{
+		Proxy:                  nil,
+		DialContext:            dial,
+		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSHandshakeTimeout:    2 * time.Second,
+		ResponseHeaderTimeout:  v.timeout,
+		ExpectContinueTimeout:  0,
+		MaxResponseHeaderBytes: 16 << 10,
+		MaxIdleConns:           0, // no global idle limit; per host below
+		MaxIdleConnsPerHost:    perOrigin,
+		MaxConnsPerHost:        perOrigin,
+		IdleConnTimeout:        90 * time.Second,
+		ForceAttemptHTTP2:      true,
+		DisableCompression:     true, // the cap applies to bytes on the wire
+	}
+	return &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: v.timeout}
+}
+
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -1,0 +1,38 @@
+package verify
+
+import (
+	"errors"
+	"time"
+)
+
+// Outcomes of an Event.
+const (
+	OutcomeConfirmed  = "confirmed"  // the request was let through
+	OutcomeRejected   = "rejected"   // bad, replayed or refused token: 401, 403, 413
+	OutcomeUnverified = "unverified" // the origin could not give a valid answer: 503
+	OutcomeLimited    = "limited"    // a call-back budget was spent: 429
+)
+
+// Event describes one call of Verify, for counting in a metrics system:
+// per origin and outcome, and, for confirmed requests, per subject or
+// binding. It never contains a token or a secret.
+type Event struct {
+	Origin   string        // the claimed origin, "" when the header did not parse
+	Outcome  string        // one of the Outcome constants
+	Reason   string        // the Error's Reason, "" when confirmed
+	Result   *Result       // the confirmed result, nil otherwise
+	Callback bool          // this call made a call-back (false when answered from memory or coalesced)
+	Duration time.Duration // time spent in Verify
+}
+
+func outcomeOf(err error) string {
+	switch {
+	case err == nil:
+		return OutcomeConfirmed
+	case errors.Is(err, ErrUnverified):
+		return OutcomeUnverified
+	case errors.Is(err, ErrRateLimited):
+		return OutcomeLimited
+	}
+	return OutcomeRejected
+}
