@@ -105,8 +105,10 @@
 //     origin;
 //   - 403 Forbidden for an Origin header that is not the claimed origin;
 //   - 413 Request Entity Too Large for a body over Config.MaxBodyBytes;
+//   - 429 Too Many Requests, with Retry-After, when the origin's call-back
+//     budget is spent ([ErrRateLimited]; the token is not consumed);
 //   - 503 Service Unavailable, with Retry-After, when the outcome is
-//     unverified.
+//     unverified, the origin's circuit breaker is open included.
 //
 // A 5xx status always means the verifier or the origin failed, never that
 // the request was bad. [Error.Status] gives the status of an error.
@@ -149,26 +151,51 @@
 // can be accepted again by another if its site does not consume tokens.
 // The negative cache is only an optimisation and may stay per process.
 //
-// # Call-backs
+// # Call-backs and hostile origins
 //
 // The verifier only ever calls back a confirmation URL its Registry
-// returned. The default client takes no proxy from the environment, speaks
-// TLS 1.2 or newer with the system roots (or Config.RootCAs), reuses
-// connections and sets dial, handshake and header deadlines; each call-back
-// has a total deadline of Config.CallbackTimeout (3 seconds by default) that
-// does not depend on the incoming request's context. Redirects are never
-// followed, whichever client is used: a 3xx answer is unverified. Answers
-// are read up to 16 KiB; a longer one is unverified, never truncated.
+// returned, on behalf of requests anyone can send, so its defaults are those
+// of a certificate authority's validator. The default client checks every
+// address it dials, after DNS, against the IANA special-purpose ranges
+// (loopback, private, link-local and cloud metadata, CGNAT, multicast,
+// documentation, IPv4-mapped, NAT64, 6to4, Teredo, ...) and allows port 443
+// only (Config.CallbackPorts); a refused dial is unverified with reason
+// destination-denied. Config.UnsafeAllowPrivateAddresses lifts the check for
+// loopback and private addresses, for local development and tests only. The
+// client takes no proxy from the environment, speaks TLS 1.2 or newer with
+// the system roots (or Config.RootCAs), keeps Config.MaxInFlightPerOrigin
+// idle connections per origin so concurrent call-backs reuse them, and sets
+// dial, handshake and header deadlines; each call-back has a total deadline
+// of Config.CallbackTimeout (3 seconds by default) that does not depend on
+// the incoming request's context. Redirects are never followed, whichever
+// client is used: a 3xx answer is unverified. Answers are read up to
+// Config.MaxAnswerBytes (16 KiB); a longer one is unverified, never
+// truncated. A Config.Client you supply replaces all of this but the
+// redirect rule: making it safe is then yours.
 //
-// The verifier calls whatever confirmation URL is registered, at whatever
-// address its host resolves to: vet origins when registering them, or pass
-// a Config.Client whose dialer refuses addresses the API must not reach.
+// Each origin has a budget: a token bucket of call-backs
+// (Config.CallbacksPerSecond, Config.CallbackBurst), a cap on call-backs in
+// flight (Config.MaxInFlightPerOrigin, and Config.MaxInFlight over all
+// origins) and a circuit breaker that fails fast for Config.BreakerCooldown
+// after Config.BreakerThreshold unverified call-backs in a row, then lets one
+// call-back probe the origin. A flood of forged tokens for one origin thus
+// costs that origin at most its budget, and its legitimate requests get
+// through again as soon as the bucket refills.
+//
+// # Diagnostics
+//
+// [Verifier.Probe] sends a signed probe to a registration's confirmation
+// URL, which the callback handler answers by proving it holds the shared
+// secrets, and returns a [ProbeReport] with an actionable message for each
+// problem: wrong path, redirect, TLS error, private address, wrong secret,
+// clock skew, slow answer. Config.Observer receives an [Event] for every
+// verification, to count outcomes per origin in a metrics system.
 //
 // # Logging and secrets
 //
 // With a Config.Logger, the verifier writes one record per call-back with
-// the origin, the confirmation URL, the HTTP status, the duration, the
-// outcome and the reason. Requests answered from the replay memory or the
+// the origin, the confirmation URL, the address dialled, the HTTP status,
+// the duration, the outcome and the reason. Requests answered from the replay memory or the
 // negative cache, and requests refused before any call-back, are not
 // logged.
 //

@@ -5,3 +5,9 @@ import "time"
 // SetNow replaces the clock of v, so that tests can move time instead of
 // sleeping. Call it before v is shared between goroutines.
 func SetNow(v *Verifier, now func() time.Time) { v.now = now }
+
+// SetDialRewrite makes the default call-back client dial f(addr) instead of
+// addr ("host:port" after the URL is parsed), so that a test can make a name
+// "resolve" to any address while the destination guard still checks the
+// address actually dialled. Call it before v is shared between goroutines.
+func SetDialRewrite(v *Verifier, f func(addr string) string) { v.dialRewrite = f }

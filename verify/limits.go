@@ -30,6 +30,7 @@ type originLimits struct {
 	inFlight chan struct{}
 
 	mu        sync.Mutex
+	last      time.Time // latest time given to bucket: it must never go back
 	failures  int       // consecutive unverified call-backs
 	openUntil time.Time // breaker open (fail fast) until then
 	probing   bool      // half-open: one call-back is testing the origin
@@ -69,6 +70,12 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	o := l.of(origin)
 
 	o.mu.Lock()
+	if now.Before(o.last) {
+		// Callers read the clock before taking the lock; the bucket would
+		// credit a refill twice for a time earlier than one it has seen.
+		now = o.last
+	}
+	o.last = now
 	half := false
 	if o.failures >= l.threshold {
 		if now.Before(o.openUntil) {
@@ -82,6 +89,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 		}
 		o.probing, half = true, true
 	}
+	allowed := o.bucket.AllowN(now, 1)
 	o.mu.Unlock()
 	undoProbe := func() {
 		if half {
@@ -90,8 +98,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 			o.mu.Unlock()
 		}
 	}
-
-	if !o.bucket.AllowN(now, 1) {
+	if !allowed {
 		undoProbe()
 		e := newError(ErrRateLimited, "rate-limited", origin,
 			"this origin's call-back budget is spent; retry later", nil)

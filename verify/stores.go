@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	gocache "github.com/patrickmn/go-cache"
@@ -54,8 +55,9 @@ func (m *MemoryReplayStore) Mark(_ context.Context, key string, ttl time.Duratio
 // Config.NegativeCache is nil: at most size entries; when full, new entries
 // are dropped rather than evicting others.
 type MemoryNegativeCache struct {
-	c    *gocache.Cache
-	size int
+	c         *gocache.Cache
+	size      int
+	lastSweep atomic.Int64 // unix nanoseconds of the last sweep forced by a full cache
 }
 
 var _ NegativeCache = (*MemoryNegativeCache)(nil)
@@ -77,7 +79,17 @@ func (m *MemoryNegativeCache) Get(_ context.Context, key string) (string, bool, 
 // Add implements NegativeCache.
 func (m *MemoryNegativeCache) Add(_ context.Context, key, reason string, ttl time.Duration) error {
 	if m.c.ItemCount() >= m.size {
-		return nil
+		// The count includes expired entries the janitor has not swept
+		// yet: sweep now, at most once a second, before giving up.
+		now := time.Now().UnixNano()
+		last := m.lastSweep.Load()
+		if now-last < int64(time.Second) || !m.lastSweep.CompareAndSwap(last, now) {
+			return nil
+		}
+		m.c.DeleteExpired()
+		if m.c.ItemCount() >= m.size {
+			return nil
+		}
 	}
 	_ = m.c.Add(key, reason, ttl)
 	return nil

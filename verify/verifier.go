@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -317,14 +318,29 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 		return nil, origin, false, err
 	}
 	// Coalesce concurrent checks of one token, claimed for one origin, for
-	// one request into one call-back. The shared answer is not a pass: each
-	// waiter still has to win the replay mark below, and only one can.
+	// one request into one call-back. The shared answer is not a pass: the
+	// token is marked used once, inside, and of the waiters sharing the
+	// answer exactly one claims it.
 	flightKey := origin + " " + key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
-		// The deadline covers waiting for an in-flight slot too. It is
-		// detached from the caller's cancellation: other waiters share it.
+		// The deadline covers the stores and waiting for an in-flight slot
+		// too. It is detached from the caller's cancellation: other waiters
+		// share it, and the site consumes the token whatever happens to the
+		// caller.
 		cbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 		defer cancel()
+		// A request that passed the checks above just as an earlier
+		// call-back for this token ended must not call back again.
+		if seen, err := v.replay.Seen(cbCtx, key); err != nil {
+			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		} else if seen {
+			return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+		}
+		if reason, ok, err := v.negative.Get(cbCtx, negKey); err == nil && ok {
+			e := rejected(origin, reason)
+			e.Detail += " (answer cached)"
+			return nil, e
+		}
 		release, lerr := v.limits.acquire(cbCtx, origin, v.now())
 		if lerr != nil {
 			return nil, lerr
@@ -332,32 +348,42 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 		called = true // only the goroutine that runs this makes the call-back
 		res, err := v.confirm(cbCtx, reg, key, ri)
 		release(!errors.Is(err, ErrUnverified), v.now())
-		return res, err
-	})
-	if err != nil {
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
-			_ = v.negative.Add(ctx, negKey, e.Reason, v.negativeTTL)
+			_ = v.negative.Add(cbCtx, negKey, e.Reason, v.negativeTTL)
 		}
+		if err != nil {
+			return nil, err
+		}
+		// Remember the token as long as any verifier could accept it:
+		// until its expiry plus the clock tolerance, never less than
+		// MaxTokenTTL. Marked before the answer is shared, so a request
+		// arriving after this call-back sees it as used.
+		ttl := max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now()))
+		first, err := v.replay.Mark(cbCtx, key, ttl)
+		if err != nil {
+			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		}
+		if !first {
+			return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+		}
+		return &claim{res: res}, nil
+	})
+	if err != nil {
 		return nil, origin, called, err
 	}
-	res = new(Result)
-	*res = *shared.(*Result) // each waiter gets its own copy
-	// Remember the token as long as any verifier could accept it: until its
-	// expiry plus the clock tolerance, and never less than MaxTokenTTL. The
-	// site has consumed it already, so a cancelled client must not make the
-	// mark fail: detach it from the request's cancellation.
-	ttl := max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now()))
-	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
-	first, err := v.replay.Mark(markCtx, key, ttl)
-	cancel()
-	if err != nil {
-		return nil, origin, called, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
-	}
-	if !first {
+	c := shared.(*claim)
+	if !c.taken.CompareAndSwap(false, true) {
 		return nil, origin, called, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 	}
-	return res, origin, called, nil
+	return c.res, origin, called, nil
+}
+
+// claim is a confirmed answer shared by coalesced requests; the first to
+// take it wins the token.
+type claim struct {
+	res   *Result
+	taken atomic.Bool
 }
 
 // checkBrowserOrigin enforces that a browser's Origin header, when sent,

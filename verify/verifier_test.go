@@ -165,8 +165,7 @@ func TestOneWinner(t *testing.T) {
 	t.Logf("%d call-backs; %d winner, %d replayed, %d rejected", srv.Calls(), winners, replayed, rejected)
 	assert.Equal(t, 1, winners, "exactly one presenter wins the token")
 	assert.Equal(t, n-1, replayed+rejected)
-	assert.GreaterOrEqual(t, srv.Calls(), int64(1))
-	assert.LessOrEqual(t, srv.Calls(), int64(5), "concurrent presentations share the call-back")
+	assert.Equal(t, int64(1), srv.Calls(), "concurrent presentations share one call-back, and later ones find the token used")
 
 	t.Run("one token on many requests", func(t *testing.T) {
 		// Different paths do not share a call-back; the site's one-time

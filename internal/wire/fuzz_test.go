@@ -60,6 +60,12 @@ func FuzzNormalizeOrigin(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, s string) {
+		// The allocation-free fast path must agree with the full parser.
+		if wire.IsCanonicalDNSOrigin(s) {
+			if full, err := wire.NormalizeOriginFull(s); err != nil || full != s {
+				t.Fatalf("fast path accepts %q but the full parser gives %q, %v", s, full, err)
+			}
+		}
 		got, err := wire.NormalizeOrigin(s)
 		if err != nil {
 			if got != "" || !errors.Is(err, wire.ErrOrigin) {

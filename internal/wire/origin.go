@@ -27,6 +27,13 @@ var ErrOrigin = errors.New("not an https origin")
 // anything with user info, a path other than "/", a query or a fragment is
 // rejected.
 func NormalizeOrigin(s string) (string, error) {
+	if isCanonicalDNSOrigin(s) {
+		return s, nil // the common case, without url.Parse and its allocations
+	}
+	return normalizeOrigin(s)
+}
+
+func normalizeOrigin(s string) (string, error) {
 	if s == "" {
 		return "", fmt.Errorf("%w: empty", ErrOrigin)
 	}
@@ -198,4 +205,82 @@ func SplitHostPort(origin string) (host, port string) {
 		return h, p
 	}
 	return strings.Trim(hp, "[]"), "443"
+}
+
+// isCanonicalDNSOrigin reports, without allocating, whether s is already the
+// canonical form of an https origin with a DNS or IPv4 host: "https://",
+// either lower-case labels of [a-z0-9-] not starting or ending with '-' and a
+// last label that is not numeric, or a dotted-decimal IPv4 address; and an
+// optional port 1-65535 other than 443 without leading zeros. Anything else takes the full path, which gives the same answer for
+// these (FuzzNormalizeOrigin checks the two agree).
+func isCanonicalDNSOrigin(s string) bool {
+	rest, ok := strings.CutPrefix(s, "https://")
+	if !ok || len(rest) == 0 || len(s) > MaxOriginLen {
+		return false
+	}
+	host, port := rest, ""
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		host, port = rest[:i], rest[i+1:]
+		if len(port) == 0 || len(port) > 5 || port[0] == '0' {
+			return false
+		}
+		n := 0
+		for j := 0; j < len(port); j++ {
+			if port[j] < '0' || port[j] > '9' {
+				return false
+			}
+			n = n*10 + int(port[j]-'0')
+		}
+		if n > 65535 || n == 443 {
+			return false
+		}
+	}
+	if len(host) == 0 || len(host) > 253 {
+		return false
+	}
+	if allDigitsAndDots(host) {
+		return isCanonicalIPv4(host)
+	}
+	start := 0
+	for i := 0; i <= len(host); i++ {
+		if i < len(host) && host[i] != '.' {
+			c := host[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+			continue
+		}
+		label := host[start:i]
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		start = i + 1
+	}
+	last := host[strings.LastIndexByte(host, '.')+1:]
+	return !allDigitsAndDots(last) && !(strings.HasPrefix(last, "0x") && isHex(last[2:]))
+}
+
+// isCanonicalIPv4 reports whether s is four decimal octets 0-255 without
+// leading zeros, as netip.Addr.String writes them.
+func isCanonicalIPv4(s string) bool {
+	octets, n, digits := 0, 0, 0
+	for i := 0; i <= len(s); i++ {
+		if i == len(s) || s[i] == '.' {
+			if digits == 0 || n > 255 {
+				return false
+			}
+			octets++
+			n, digits = 0, 0
+			continue
+		}
+		if digits > 0 && n == 0 { // leading zero
+			return false
+		}
+		n = n*10 + int(s[i]-'0')
+		digits++
+		if digits > 3 {
+			return false
+		}
+	}
+	return octets == 4
 }
