@@ -57,8 +57,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", err.Error())
 		return
 	}
-	var req wire.ConfirmRequest
-	if err := wire.Decode(body, &req); err != nil {
+	req, err := wire.DecodeConfirmRequest(body)
+	if err != nil {
 		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
 		return
 	}
@@ -86,7 +86,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case !ok:
 		resp.Reason = wire.ReasonUnknownToken
-	case json.Unmarshal(raw, &rec) != nil:
+	case !rec.decode(raw):
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: unreadable token record in store")
 		resp.Reason = wire.ReasonUnknownToken
 	case req.Origin != s.origin || rec.Origin != s.origin:
@@ -107,7 +107,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("audience", req.Audience), slog.String("result", resp.Result),
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
-	s.writeSigned(w, id, resp)
+	s.writeSigned(w, id, resp.AppendJSON(make([]byte, 0, 512)))
 }
 
 // answerProbe answers a registration probe with one proof per secret, so the
@@ -132,17 +132,17 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, id string, bo
 		resp.Proofs = append(resp.Proofs, wire.ProbeProof(k, req.Challenge))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: probe answered", slog.String("audience", req.Audience))
-	s.writeSigned(w, id, resp)
-}
-
-// writeSigned writes a 200 JSON answer signed in the response direction
-// under the request's message id.
-func (s *Site) writeSigned(w http.ResponseWriter, id string, v any) {
-	out, err := json.Marshal(v)
+	out, err := json.Marshal(resp)
 	if err != nil {
 		wire.WriteProblem(w, http.StatusInternalServerError, "internal-error", "Internal error", "")
 		return
 	}
+	s.writeSigned(w, id, out)
+}
+
+// writeSigned writes a 200 JSON answer signed in the response direction
+// under the request's message id.
+func (s *Site) writeSigned(w http.ResponseWriter, id string, out []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")

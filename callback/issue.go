@@ -67,6 +67,18 @@ type record struct {
 	ExpiresAt int64        `json:"e"`
 }
 
+// decode reads a record written by issue: the fast path, then
+// encoding/json for anything else (a record written by an older version).
+func (r *record) decode(raw []byte) bool {
+	var ok bool
+	r.Origin, r.Binding, r.Subject, r.IssuedAt, r.ExpiresAt, ok = wire.DecodeBindingRecord(raw)
+	if ok {
+		return true
+	}
+	*r = record{}
+	return json.Unmarshal(raw, r) == nil
+}
+
 // IssueForRequest issues a token bound to req (its audience, method, path
 // and body) and sets req's Domain-Confirm header. req.URL must be an
 // absolute https URL: the audience is its origin. The body is read and
@@ -123,10 +135,7 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	}
 	now := s.now()
 	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
-	val, err := json.Marshal(rec)
-	if err != nil {
-		return Token{}, fmt.Errorf("%w: %w", ErrIssue, err)
-	}
+	val := wire.AppendBindingRecord(make([]byte, 0, 256), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
 	t := wire.NewToken()
 	if err := s.store.Put(ctx, s.storeKey(wire.TokenHash(t)), val, ttl); err != nil {
 		return Token{}, fmt.Errorf("%w: token store: %w", ErrIssue, err)

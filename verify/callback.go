@@ -26,16 +26,15 @@ import (
 // validate is unverified, never confirmed.
 func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, ri wire.RequestInfo) (*Result, error) {
 	challenge := wire.NewChallenge()
-	body, err := json.Marshal(wire.ConfirmRequest{
+	msg := wire.ConfirmRequest{
 		Version: 1, Type: wire.TypeConfirm,
 		Origin: reg.origin, Audience: v.audience,
 		TokenSHA256: tokenHash, Challenge: challenge, Request: ri,
-	})
-	if err != nil {
-		return nil, newError(ErrUnverified, "internal-error", reg.origin, "encoding the confirmation request", err)
 	}
+	body := msg.AppendJSON(make([]byte, 0, 512))
 	x := v.exchange(ctx, reg, body, v.logOn)
 	var res *Result
+	var err error
 	if x.err != nil {
 		err = x.err
 	} else {
@@ -83,10 +82,19 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 			}
 		}})
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		return fail("internal-error", "building the confirmation request", err)
-	}
+	// Built by hand: the registered URL is already parsed and validated.
+	req := (&http.Request{
+		Method:        http.MethodPost,
+		URL:           reg.confirmURL,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        make(http.Header, 6),
+		Body:          io.NopCloser(bytes.NewReader(body)),
+		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
+		ContentLength: int64(len(body)),
+		Host:          reg.confirmURL.Host,
+	}).WithContext(ctx)
 	id, ts := wire.NewMessageID(), start.Unix()
 	h := req.Header
 	h["Content-Type"] = []string{"application/json"}
@@ -173,8 +181,8 @@ func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string
 	unverified := func(reason, detail string) error {
 		return newError(ErrUnverified, reason, origin, detail, nil)
 	}
-	var ans wire.ConfirmResponse
-	if err := wire.Decode(raw, &ans); err != nil {
+	ans, err := wire.DecodeConfirmResponse(raw)
+	if err != nil {
 		return nil, unverified("malformed-answer", err.Error())
 	}
 	if err := ans.Check(); err != nil {
