@@ -41,15 +41,16 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, ri)
 	}
 	if v.logOn {
-		outcome, reason := OutcomeConfirmed, ""
+		outcome, reason, detail := OutcomeConfirmed, "", ""
 		var e *Error
 		if errors.As(err, &e) {
-			outcome, reason = outcomeOf(err), e.Reason
+			outcome, reason, detail = outcomeOf(err), e.Reason, e.Detail
 		}
 		v.log.LogAttrs(ctx, slog.LevelInfo, "domainconfirm: call-back",
 			slog.String("origin", reg.origin), slog.String("url", reg.confirmURL.String()),
 			slog.String("ip", x.remoteIP), slog.Int("status", x.status),
-			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason))
+			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason),
+			slog.String("detail", detail))
 	}
 	return res, err
 }
@@ -61,6 +62,7 @@ type exchange struct {
 	status   int
 	remoteIP string // the address actually dialled (when traced)
 	problem  string // the reason of a non-200 problem+json answer
+	unsigned bool   // a 200 without any domainconfirm header: not the handler
 	duration time.Duration
 	err      *Error // unverified, with the reason
 }
@@ -138,10 +140,12 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 		}
 		return fail("callback-status", detail, nil)
 	}
+	tsHeader := resp.Header.Get(wire.HeaderTimestamp)
+	x.answerTS = parseTS(tsHeader)
 	if resp.Header.Get(wire.HeaderID) != id {
+		x.unsigned = resp.Header.Get(wire.HeaderID) == "" && resp.Header.Get(wire.HeaderSignature) == ""
 		return fail("bad-signature", "the answer does not carry the request's message id", nil)
 	}
-	tsHeader := resp.Header.Get(wire.HeaderTimestamp)
 	if err := wire.Verify(reg.keys, wire.Response, id, tsHeader, resp.Header.Get(wire.HeaderSignature), raw, v.now()); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, wire.ErrTimestamp) {
@@ -149,7 +153,7 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 		}
 		return fail(reason, "the answer is not validly signed: "+err.Error(), nil)
 	}
-	x.answer, x.answerTS = raw, parseTS(tsHeader)
+	x.answer = raw
 	return x
 }
 
@@ -164,12 +168,14 @@ func classifyDialError(err error) (reason, detail string) {
 	var hostErr x509.HostnameError
 	var authErr x509.UnknownAuthorityError
 	var recErr tls.RecordHeaderError
+	var netErr net.Error
 	switch {
 	case errors.Is(err, errDestinationDenied):
 		return "destination-denied", "the address it resolves to is not allowed (loopback, private, link-local, special-purpose, or a port other than the allowed ones): " + err.Error()
-	case errors.Is(err, context.DeadlineExceeded):
-		return "callback-timeout", "no answer within the deadline"
-	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr):
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
+		return "callback-timeout", "no answer within the deadline (connect, TLS handshake or headers): " + err.Error()
+	case errors.As(err, &certErr), errors.As(err, &hostErr), errors.As(err, &authErr), errors.As(err, &recErr),
+		errors.Is(err, http.ErrSchemeMismatch):
 		return "callback-tls", "TLS failed (is the certificate valid for this host, from a public CA, and is it https?): " + err.Error()
 	}
 	return "callback-failed", err.Error()

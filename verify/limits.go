@@ -89,8 +89,20 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 		}
 		o.probing, half = true, true
 	}
-	allowed := o.bucket.AllowN(now, 1)
+	// Reserve rather than Allow, so that a call-back that then finds no
+	// in-flight slot gives its token back: only call-backs made spend the
+	// budget.
+	rsv := o.bucket.ReserveN(now, 1)
+	allowed := rsv.OK() && rsv.DelayFrom(now) == 0
+	if !allowed {
+		rsv.CancelAt(now)
+	}
 	o.mu.Unlock()
+	refund := func() {
+		o.mu.Lock()
+		rsv.CancelAt(o.last)
+		o.mu.Unlock()
+	}
 	undoProbe := func() {
 		if half {
 			o.mu.Lock()
@@ -109,6 +121,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	case o.inFlight <- struct{}{}:
 	case <-ctx.Done():
 		undoProbe()
+		refund()
 		e := newError(ErrRateLimited, "too-many-in-flight", origin,
 			"too many call-backs to this origin in flight; retry later", nil)
 		e.RetryAfter = time.Second
@@ -119,6 +132,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	case <-ctx.Done():
 		<-o.inFlight
 		undoProbe()
+		refund()
 		e := newError(ErrRateLimited, "verifier-busy", origin,
 			"too many call-backs in flight on this verifier; retry later", nil)
 		e.RetryAfter = time.Second

@@ -43,7 +43,14 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
 	}
-	wire.WriteProblem(w, status, e.Reason, title(e.kind), e.Detail)
+	detail := e.Detail
+	if e.kind == ErrUnverified {
+		// The full detail can name internal addresses, resolvers and the
+		// origin's own errors: it goes to the log and to Error.Detail, and
+		// the caller gets the reason only.
+		detail = "the origin could not confirm this request (" + e.Reason + "); the API's logs and Verifier.Probe say more"
+	}
+	wire.WriteProblem(w, status, e.Reason, title(e.kind), detail)
 }
 
 func title(kind error) string {

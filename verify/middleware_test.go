@@ -275,3 +275,26 @@ func TestRequestBindingSurvivesStripPrefix(t *testing.T) {
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "/v1/orders", path)
 }
+
+// An unverified outcome tells the caller the reason only: the detail, which
+// can name internal addresses and the origin's own errors, stays in the
+// Error and the log.
+func TestUnverifiedDetailStaysInternal(t *testing.T) {
+	f := newFixture(t, func(c *verify.Config) {
+		c.UnsafeAllowPrivateAddresses = false
+		c.CallbackPorts = []uint16{443}
+	})
+	verify.SetDialRewrite(f.v, func(string) string { return "10.1.2.3:443" })
+	h := f.action(t, apiOrigin, "report", "")
+	_, err := f.v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", h))
+	var e *verify.Error
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, "destination-denied", e.Reason)
+	require.Contains(t, e.Detail, "10.1.2.3", "the Error keeps the detail for logs")
+
+	rec := httptest.NewRecorder()
+	verify.WriteError(rec, err)
+	require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+	require.Contains(t, rec.Body.String(), "destination-denied")
+	require.NotContains(t, rec.Body.String(), "10.1.2.3", "no internal address in the public answer")
+}

@@ -133,6 +133,9 @@ func probeDiagnosis(x exchange, url string) (code, msg string) {
 	case "bad-timestamp":
 		return "clock-skew", "the answer's timestamp is outside the 5 minute tolerance: run NTP on the site"
 	case "bad-signature":
+		if x.unsigned {
+			return "not-domainconfirm", url + " answered 200 without any Domainconfirm header: is the callback handler mounted at exactly this path? (a catch-all page answered instead)"
+		}
 		return "wrong-secret", "the answer is not signed with a registered secret: " + x.err.Detail
 	case "callback-status":
 		switch {

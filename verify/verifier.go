@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -214,7 +215,7 @@ func defaults(cfg *Config) error {
 		{cfg.MaxBodyBytes < 0, "MaxBodyBytes is negative"},
 		{cfg.MaxAnswerBytes < 0, "MaxAnswerBytes is negative"},
 		{cfg.CallbackTimeout < 0, "CallbackTimeout is negative"},
-		{cfg.CallbacksPerSecond < 0 || cfg.CallbackBurst < 0, "CallbacksPerSecond and CallbackBurst must not be negative"},
+		{!(cfg.CallbacksPerSecond >= 0) || math.IsInf(cfg.CallbacksPerSecond, 1) || cfg.CallbackBurst < 0, "CallbacksPerSecond must be finite and CallbacksPerSecond and CallbackBurst not negative"},
 		{cfg.MaxInFlightPerOrigin < 0 || cfg.MaxInFlight < 0, "MaxInFlightPerOrigin and MaxInFlight must not be negative"},
 		{cfg.BreakerThreshold < 0 || cfg.BreakerCooldown < 0, "BreakerThreshold and BreakerCooldown must not be negative"},
 	} {
@@ -323,34 +324,40 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 	// answer exactly one claims it.
 	flightKey := origin + " " + key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
-		// The deadline covers the stores and waiting for an in-flight slot
-		// too. It is detached from the caller's cancellation: other waiters
-		// share it, and the site consumes the token whatever happens to the
-		// caller.
-		cbCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
-		defer cancel()
+		// Everything in here is detached from the caller's cancellation:
+		// other waiters share the outcome, and the site consumes the token
+		// whatever happens to the caller. The stores and the wait for an
+		// in-flight slot get one deadline, the call-back its own, the
+		// replay mark its own.
+		bg := context.WithoutCancel(ctx)
+		waitCtx, cancelWait := context.WithTimeout(bg, v.timeout)
+		defer cancelWait()
 		// A request that passed the checks above just as an earlier
 		// call-back for this token ended must not call back again.
-		if seen, err := v.replay.Seen(cbCtx, key); err != nil {
+		if seen, err := v.replay.Seen(waitCtx, key); err != nil {
 			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 		} else if seen {
 			return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 		}
-		if reason, ok, err := v.negative.Get(cbCtx, negKey); err == nil && ok {
+		if reason, ok, err := v.negative.Get(waitCtx, negKey); err == nil && ok {
 			e := rejected(origin, reason)
 			e.Detail += " (answer cached)"
 			return nil, e
 		}
-		release, lerr := v.limits.acquire(cbCtx, origin, v.now())
+		release, lerr := v.limits.acquire(waitCtx, origin, v.now())
 		if lerr != nil {
 			return nil, lerr
 		}
 		called = true // only the goroutine that runs this makes the call-back
+		cbCtx, cancel := context.WithTimeout(bg, v.timeout)
 		res, err := v.confirm(cbCtx, reg, key, ri)
+		cancel()
 		release(!errors.Is(err, ErrUnverified), v.now())
+		markCtx, cancelMark := context.WithTimeout(bg, v.timeout)
+		defer cancelMark()
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
-			_ = v.negative.Add(cbCtx, negKey, e.Reason, v.negativeTTL)
+			_ = v.negative.Add(markCtx, negKey, e.Reason, v.negativeTTL)
 		}
 		if err != nil {
 			return nil, err
@@ -360,7 +367,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 		// MaxTokenTTL. Marked before the answer is shared, so a request
 		// arriving after this call-back sees it as used.
 		ttl := max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now()))
-		first, err := v.replay.Mark(cbCtx, key, ttl)
+		first, err := v.replay.Mark(markCtx, key, ttl)
 		if err != nil {
 			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 		}

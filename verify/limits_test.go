@@ -1,0 +1,665 @@
+package verify_test
+
+// The verifier's limits (per-origin token bucket, per-origin and global
+// in-flight caps, circuit breaker), its Observer and its call-back log.
+// Time is moved with SetNow, never slept; waits are on channels.
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
+	"github.com/domainconfirm/domainconfirm/internal/wire"
+	"github.com/domainconfirm/domainconfirm/verify"
+)
+
+// frozenClock stands still until a test moves it. It starts at the real
+// time, and tests move it by seconds, so signatures (5 minutes' tolerance)
+// still verify at the real sites.
+type frozenClock struct {
+	base time.Time
+	off  atomic.Int64
+}
+
+func newFrozenClock() *frozenClock { return &frozenClock{base: time.Now()} }
+
+func (c *frozenClock) Now() time.Time          { return c.base.Add(time.Duration(c.off.Load())) }
+func (c *frozenClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// requireLimited asserts a 429 problem with Retry-After and reason, and
+// returns the Retry-After in seconds.
+func requireLimited(t *testing.T, v *verify.Verifier, r *http.Request, reason string) int {
+	t.Helper()
+	rec, res := serve(v, r)
+	assert.Nil(t, res, "the next handler ran")
+	require.Equal(t, http.StatusTooManyRequests, rec.Code, "body: %s", rec.Body)
+	assert.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"))
+	assert.Empty(t, rec.Header().Values("WWW-Authenticate"))
+	var p problem
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
+	assert.Equal(t, reason, p.Reason)
+	assert.Equal(t, http.StatusTooManyRequests, p.Status)
+	secs, err := strconv.Atoi(rec.Header().Get("Retry-After"))
+	require.NoError(t, err, "Retry-After %q", rec.Header().Get("Retry-After"))
+	assert.GreaterOrEqual(t, secs, 1)
+	return secs
+}
+
+// TestRateLimit: each origin has a token bucket of call-backs. A request
+// beyond it gets 429 without a call-back, its token unspent.
+func TestRateLimit(t *testing.T) {
+	clk := newFrozenClock()
+	f := newFixture(t, func(c *verify.Config) { c.CallbacksPerSecond = 1; c.CallbackBurst = 3 })
+	verify.SetNow(f.v, clk.Now)
+	report := func(h string) *http.Request { return apiRequest(http.MethodGet, "/v1/report", "", h) }
+	h1, h2, h3, h4 := f.action(t, apiOrigin, "report", ""), f.action(t, apiOrigin, "report", ""),
+		f.action(t, apiOrigin, "report", ""), f.action(t, apiOrigin, "report", "")
+	rejected := forged(f.srv.Origin)
+
+	// The burst: three call-backs.
+	_, err := f.v.Verify(t.Context(), report(h1))
+	require.NoError(t, err)
+	_, err = f.v.Verify(t.Context(), report(rejected))
+	requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
+	_, err = f.v.Verify(t.Context(), report(h2))
+	require.NoError(t, err)
+	calls := f.srv.Calls()
+
+	t.Run("beyond the burst: 429 rate-limited, no call-back", func(t *testing.T) {
+		_, err := f.v.Verify(t.Context(), report(h3))
+		e := requireOutcome(t, err, verify.ErrRateLimited, "rate-limited", tokenOf(h3))
+		assert.Equal(t, http.StatusTooManyRequests, e.Status())
+		assert.Equal(t, time.Second, e.RetryAfter, "one token a second")
+		assert.Equal(t, f.srv.Origin, e.Origin)
+		assert.Equal(t, 1, requireLimited(t, f.v, report(h3), "rate-limited"))
+		assert.Equal(t, calls, f.srv.Calls(), "a call-back was made")
+	})
+
+	t.Run("answers from memory cost nothing", func(t *testing.T) {
+		_, err := f.v.Verify(t.Context(), report(h1))
+		requireOutcome(t, err, verify.ErrReplayed, "token-replayed", "")
+		_, err = f.v.Verify(t.Context(), report(rejected))
+		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
+		_, err = f.v.Verify(t.Context(), report("v1 "+f.srv.Origin+" garbage"))
+		requireOutcome(t, err, verify.ErrMalformed, "malformed-token", "")
+		assert.Equal(t, calls, f.srv.Calls())
+	})
+
+	t.Run("the limited token was not spent", func(t *testing.T) {
+		clk.Advance(time.Second)
+		res, err := f.v.Verify(t.Context(), report(h3))
+		require.NoError(t, err)
+		require.NotNil(t, res)
+		assert.Equal(t, calls+1, f.srv.Calls())
+	})
+
+	t.Run("one second refills one call-back", func(t *testing.T) {
+		_, err := f.v.Verify(t.Context(), report(h4))
+		requireOutcome(t, err, verify.ErrRateLimited, "rate-limited", tokenOf(h4))
+		clk.Advance(time.Second)
+		_, err = f.v.Verify(t.Context(), report(h4))
+		require.NoError(t, err)
+	})
+
+	t.Run("Retry-After follows the rate", func(t *testing.T) {
+		v, err := verify.New(verify.Config{
+			Audience: apiOrigin, Registry: f.reg, RootCAs: f.srv.Roots, UnsafeAllowPrivateAddresses: true,
+			CallbacksPerSecond: 0.4, CallbackBurst: 1,
+		})
+		require.NoError(t, err)
+		verify.SetNow(v, clk.Now)
+		_, err = v.Verify(t.Context(), report(forged(f.srv.Origin)))
+		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
+		_, err = v.Verify(t.Context(), report(forged(f.srv.Origin)))
+		e := requireOutcome(t, err, verify.ErrRateLimited, "rate-limited", "")
+		assert.Equal(t, 2500*time.Millisecond, e.RetryAfter)
+		assert.Equal(t, 3, requireLimited(t, v, report(forged(f.srv.Origin)), "rate-limited"), "rounded up")
+	})
+}
+
+// switchSite is a fake site whose answer a test switches: fail (500),
+// confirm, reject, or block until released and then fail.
+type switchSite struct {
+	*sitetest.Server
+	mode    atomic.Value // string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newSwitchSite(t *testing.T, secret string) *switchSite {
+	s := &switchSite{entered: make(chan struct{}, 16), release: make(chan struct{})}
+	s.mode.Store("fail")
+	signer := sitetest.NewSigner(secret)
+	s.Server = sitetest.NewFake(t, func(w http.ResponseWriter, req *sitetest.Request) {
+		switch s.mode.Load().(string) {
+		case "confirm":
+			signer.Confirm(nil)(w, req)
+		case "reject":
+			signer.Reject(wire.ReasonUnknownToken)(w, req)
+		case "block-then-fail":
+			s.entered <- struct{}{}
+			select {
+			case <-s.release:
+			case <-req.Done:
+			}
+			sitetest.Problem(http.StatusInternalServerError, "internal-error")(w, req)
+		default:
+			sitetest.Problem(http.StatusInternalServerError, "internal-error")(w, req)
+		}
+	})
+	return s
+}
+
+// TestBreaker: consecutive unverified call-backs to an origin open its
+// breaker; while open, requests fail fast (503, Retry-After, no
+// call-back); after the cool-off one call-back probes the origin.
+func TestBreaker(t *testing.T) {
+	const threshold, cooldown = 3, 10 * time.Second
+	secret := callback.GenerateSecret()
+	a, b := newSwitchSite(t, secret), newSwitchSite(t, secret)
+	b.mode.Store("confirm")
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(a.Origin, "", secret))
+	require.NoError(t, reg.Add(b.Origin, "", secret))
+	v, err := verify.New(verify.Config{
+		Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(a.Server, b.Server), UnsafeAllowPrivateAddresses: true,
+		BreakerThreshold: threshold, BreakerCooldown: cooldown,
+	})
+	require.NoError(t, err)
+	clk := newFrozenClock()
+	verify.SetNow(v, clk.Now)
+
+	present := func(t *testing.T, s *switchSite, mode string) error {
+		t.Helper()
+		if mode != "" {
+			s.mode.Store(mode)
+		}
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(s.Origin)))
+		return err
+	}
+	// failing presents a token while a fails, and asserts a call-back.
+	failing := func(t *testing.T) {
+		t.Helper()
+		before := a.Calls()
+		requireOutcome(t, present(t, a, "fail"), verify.ErrUnverified, "callback-status", "")
+		require.Equal(t, before+1, a.Calls(), "no call-back: the breaker opened too early")
+	}
+	// open asserts the breaker is open with wait left, without a call-back.
+	open := func(t *testing.T, wait time.Duration) {
+		t.Helper()
+		before := a.Calls()
+		err := present(t, a, "confirm") // a healthy answer would not matter
+		e := requireOutcome(t, err, verify.ErrUnverified, "breaker-open", "")
+		assert.Equal(t, http.StatusServiceUnavailable, e.Status())
+		assert.Equal(t, wait, e.RetryAfter)
+		assert.Equal(t, a.Origin, e.Origin)
+		assert.Equal(t, before, a.Calls(), "a call-back was made while the breaker is open")
+	}
+
+	t.Run("rejections are valid answers and never trip it", func(t *testing.T) {
+		for range 2 * threshold {
+			requireOutcome(t, present(t, a, "reject"), verify.ErrRejected, wire.ReasonUnknownToken, "")
+		}
+	})
+
+	t.Run("failures must be consecutive", func(t *testing.T) {
+		for range threshold - 1 {
+			failing(t)
+		}
+		requireOutcome(t, present(t, a, "reject"), verify.ErrRejected, wire.ReasonUnknownToken, "")
+		for range threshold - 1 {
+			failing(t)
+		}
+	})
+
+	t.Run("the threshold opens it", func(t *testing.T) {
+		failing(t) // the threshold-th in a row
+		open(t, cooldown)
+
+		rec, res := serve(v, apiRequest(http.MethodGet, "/", "", forged(a.Origin)))
+		assert.Nil(t, res)
+		requireProblem(t, rec, http.StatusServiceUnavailable, "breaker-open")
+		assert.Equal(t, strconv.Itoa(int(cooldown.Seconds())), rec.Header().Get("Retry-After"))
+	})
+
+	t.Run("other origins are not affected", func(t *testing.T) {
+		before := b.Calls()
+		require.NoError(t, present(t, b, "confirm"))
+		assert.Equal(t, before+1, b.Calls())
+	})
+
+	t.Run("still open during the cool-off", func(t *testing.T) {
+		clk.Advance(cooldown - time.Second)
+		open(t, time.Second)
+	})
+
+	t.Run("after the cool-off, one call-back at a time probes the origin", func(t *testing.T) {
+		clk.Advance(time.Second)
+		a.mode.Store("block-then-fail")
+		probe := make(chan error, 1)
+		go func() {
+			_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", forged(a.Origin)))
+			probe <- err
+		}()
+		<-a.entered // the probe is at the site
+		before := a.Calls()
+		e := requireOutcome(t, present(t, a, ""), verify.ErrUnverified, "breaker-open", "")
+		assert.Equal(t, time.Second, e.RetryAfter, "half-open: retry once the probe is done")
+		assert.Equal(t, before, a.Calls(), "a second call-back while probing")
+		close(a.release)
+		requireOutcome(t, <-probe, verify.ErrUnverified, "callback-status", "")
+	})
+
+	t.Run("a failed probe reopens it for a whole cool-off", func(t *testing.T) {
+		open(t, cooldown)
+	})
+
+	t.Run("a valid answer to the probe closes it", func(t *testing.T) {
+		clk.Advance(cooldown)
+		before := a.Calls()
+		require.NoError(t, present(t, a, "confirm"))
+		assert.Equal(t, before+1, a.Calls())
+		// Closed, and counting from zero again.
+		for range threshold - 1 {
+			failing(t)
+		}
+		require.NoError(t, present(t, a, "confirm"))
+	})
+
+	t.Run("a rejection is a valid answer to the probe", func(t *testing.T) {
+		for range threshold {
+			failing(t)
+		}
+		open(t, cooldown)
+		clk.Advance(cooldown)
+		requireOutcome(t, present(t, a, "reject"), verify.ErrRejected, wire.ReasonUnknownToken, "")
+		failing(t) // closed: this one is called back
+	})
+}
+
+// gatedSite is a real callback.Site whose confirmation handler, until
+// released, holds every call-back; it records how many it holds at once.
+type gatedSite struct {
+	srv     *sitetest.Server
+	site    *callback.Site
+	secret  string
+	entered chan struct{}
+	release chan struct{}
+	cur     atomic.Int64
+	max     atomic.Int64
+}
+
+func newGatedSite(t *testing.T) *gatedSite {
+	g := &gatedSite{secret: callback.GenerateSecret(), entered: make(chan struct{}, 64), release: make(chan struct{})}
+	var site atomic.Pointer[callback.Site]
+	g.srv = sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := g.cur.Add(1)
+		defer g.cur.Add(-1)
+		for {
+			m := g.max.Load()
+			if n <= m || g.max.CompareAndSwap(m, n) {
+				break
+			}
+		}
+		g.entered <- struct{}{}
+		select {
+		case <-g.release:
+		case <-r.Context().Done():
+			return
+		}
+		site.Load().ServeHTTP(w, r)
+	}))
+	s, err := callback.New(callback.Config{Origin: g.srv.Origin, Secrets: []string{g.secret}})
+	require.NoError(t, err)
+	site.Store(s)
+	g.site = s
+	return g
+}
+
+// stubbornClient is a call-back client that ignores the verifier's deadline:
+// a call-back it makes lasts until the site answers. With it, a call-back
+// holds its in-flight slot for as long as the test wants, which makes the
+// caps observable without racing the deadline. (With the default client,
+// the call-backs holding the slots time out at the same deadline as the
+// requests waiting for them, so which one wins is a race.)
+func stubbornClient(t *testing.T, servers ...*sitetest.Server) *http.Client {
+	base := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: sitetest.Pool(servers...), MinVersion: tls.VersionTLS12}}
+	t.Cleanup(base.CloseIdleConnections)
+	return &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return base.RoundTrip(r.WithContext(context.WithoutCancel(r.Context())))
+	})}
+}
+
+// TestInFlightCap: at most MaxInFlightPerOrigin call-backs to one origin at
+// once. Others wait for a slot until the call-back deadline, then get 429
+// too-many-in-flight with their tokens unspent.
+func TestInFlightCap(t *testing.T) {
+	const maxInFlight = 2
+	g := newGatedSite(t)
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(g.srv.Origin, "", g.secret))
+	v, err := verify.New(verify.Config{
+		Audience: apiOrigin, Registry: reg, Client: stubbornClient(t, g.srv),
+		MaxInFlightPerOrigin: maxInFlight, CallbackTimeout: 300 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	issue := func() string {
+		tok, err := g.site.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
+		require.NoError(t, err)
+		return tok.Header()
+	}
+	verifyAll := func(headers []string) []error {
+		errs := make([]error, len(headers))
+		var wg sync.WaitGroup
+		for i, h := range headers {
+			wg.Go(func() {
+				_, errs[i] = v.Verify(context.Background(), apiRequest(http.MethodGet, "/v1/report", "", h))
+			})
+		}
+		wg.Wait()
+		return errs
+	}
+
+	holding := []string{issue(), issue()}
+	held := make(chan []error, 1)
+	go func() { held <- verifyAll(holding) }()
+	for range maxInFlight {
+		<-g.entered
+	}
+
+	waiting := []string{issue(), issue(), issue()}
+	for i, err := range verifyAll(waiting) {
+		e := requireOutcome(t, err, verify.ErrRateLimited, "too-many-in-flight", tokenOf(waiting[i]))
+		assert.Equal(t, http.StatusTooManyRequests, e.Status())
+		assert.Equal(t, time.Second, e.RetryAfter)
+	}
+	assert.Equal(t, int64(maxInFlight), g.srv.Calls(), "only the call-backs holding the slots reached the site")
+
+	close(g.release)
+	for _, err := range <-held {
+		// The stubborn client delivered the answers after the deadline,
+		// and the verifier took them: it relies on its client for the
+		// deadline.
+		assert.NoError(t, err)
+	}
+	for _, err := range verifyAll(waiting) {
+		assert.NoError(t, err, "a token that waited for a slot was spent")
+	}
+	assert.Equal(t, int64(maxInFlight), g.max.Load(), "call-backs in flight at once")
+}
+
+// TestGlobalInFlightCap: MaxInFlight caps call-backs to all origins
+// together: a slow origin holding them makes others wait, then 429
+// verifier-busy.
+func TestGlobalInFlightCap(t *testing.T) {
+	slow, other := newGatedSite(t), newGatedSite(t)
+	close(other.release)
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(slow.srv.Origin, "", slow.secret))
+	require.NoError(t, reg.Add(other.srv.Origin, "", other.secret))
+	v, err := verify.New(verify.Config{
+		Audience: apiOrigin, Registry: reg, Client: stubbornClient(t, slow.srv, other.srv),
+		MaxInFlight: 1, CallbackTimeout: 300 * time.Millisecond,
+	})
+	require.NoError(t, err)
+
+	held := make(chan error, 1)
+	go func() {
+		_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", forged(slow.srv.Origin)))
+		held <- err
+	}()
+	<-slow.entered
+
+	h := forged(other.srv.Origin)
+	_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
+	e := requireOutcome(t, err, verify.ErrRateLimited, "verifier-busy", tokenOf(h))
+	assert.Equal(t, time.Second, e.RetryAfter)
+	assert.Zero(t, other.srv.Calls())
+
+	close(slow.release)
+	requireOutcome(t, <-held, verify.ErrRejected, wire.ReasonUnknownToken, "")
+	_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
+	requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
+	assert.Equal(t, int64(1), other.srv.Calls())
+}
+
+// eventLog collects the Observer's events.
+type eventLog struct {
+	mu     sync.Mutex
+	events []verify.Event
+}
+
+func (l *eventLog) observe(ev verify.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, ev)
+}
+
+// take returns the events since the last take.
+func (l *eventLog) take() []verify.Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	evs := l.events
+	l.events = nil
+	return evs
+}
+
+// TestObserver: one Event per Verify, with the claimed origin, the outcome
+// and reason, whether this call made the call-back, and the Result only when
+// confirmed.
+func TestObserver(t *testing.T) {
+	var log eventLog
+	f := newFixture(t, nil)
+	fake := newSwitchSite(t, f.secret)
+	require.NoError(t, f.reg.Add(fake.Origin, "", f.secret))
+	newVerifier := func(edit func(*verify.Config)) *verify.Verifier {
+		cfg := verify.Config{
+			Audience: apiOrigin, Registry: f.reg, RootCAs: sitetest.Pool(f.srv, fake.Server), UnsafeAllowPrivateAddresses: true,
+			Observer: log.observe, BreakerThreshold: 2, MaxBodyBytes: 64,
+		}
+		if edit != nil {
+			edit(&cfg)
+		}
+		v, err := verify.New(cfg)
+		require.NoError(t, err)
+		return v
+	}
+	v := newVerifier(nil)
+	a := f.srv.Origin
+	confirmed := f.action(t, apiOrigin, "report", "user-7")
+	rejected := forged(a)
+
+	steps := []struct {
+		name     string
+		v        *verify.Verifier
+		req      *http.Request
+		origin   string
+		outcome  string
+		reason   string
+		callback bool
+	}{
+		{"confirmed", v, apiRequest(http.MethodGet, "/v1/report", "", confirmed), a, verify.OutcomeConfirmed, "", true},
+		{"replayed", v, apiRequest(http.MethodGet, "/v1/report", "", confirmed), a, verify.OutcomeRejected, "token-replayed", false},
+		{"rejected by the site", v, apiRequest(http.MethodGet, "/", "", rejected), a, verify.OutcomeRejected, wire.ReasonUnknownToken, true},
+		{"rejection from the cache", v, apiRequest(http.MethodGet, "/", "", rejected), a, verify.OutcomeRejected, wire.ReasonUnknownToken, false},
+		{"missing header", v, apiRequest(http.MethodGet, "/", "", ""), "", verify.OutcomeRejected, "missing-token", false},
+		{"malformed header", v, apiRequest(http.MethodGet, "/", "", "v1 "+a+" nope"), "", verify.OutcomeRejected, "malformed-token", false},
+		{"unknown origin", v, apiRequest(http.MethodGet, "/", "", forged("https://evil.example")), "https://evil.example", verify.OutcomeRejected, "unknown-origin", false},
+		{"origin mismatch", v, func() *http.Request {
+			r := apiRequest(http.MethodGet, "/", "", forged(a))
+			r.Header.Set("Origin", "https://evil.example")
+			return r
+		}(), a, verify.OutcomeRejected, "origin-mismatch", false},
+		{"body too large", v, apiRequest(http.MethodPost, "/", strings.Repeat("x", 65), forged(a)), a, verify.OutcomeRejected, "body-too-large", false},
+		{"unverified", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
+		{"unverified again, opening the breaker", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
+		{"breaker open", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "breaker-open", false},
+	}
+	vLimited := newVerifier(func(c *verify.Config) { c.CallbacksPerSecond, c.CallbackBurst = 0.001, 1 })
+	steps = append(steps, []struct {
+		name     string
+		v        *verify.Verifier
+		req      *http.Request
+		origin   string
+		outcome  string
+		reason   string
+		callback bool
+	}{
+		{"within the budget", vLimited, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeRejected, wire.ReasonUnknownToken, true},
+		{"beyond the budget", vLimited, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeLimited, "rate-limited", false},
+	}...)
+
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			res, err := s.v.Verify(t.Context(), s.req)
+			evs := log.take()
+			require.Len(t, evs, 1, "one event per Verify")
+			ev := evs[0]
+			assert.Equal(t, s.origin, ev.Origin)
+			assert.Equal(t, s.outcome, ev.Outcome)
+			assert.Equal(t, s.reason, ev.Reason)
+			assert.Equal(t, s.callback, ev.Callback)
+			assert.GreaterOrEqual(t, ev.Duration, time.Duration(0))
+			if s.outcome == verify.OutcomeConfirmed {
+				require.NoError(t, err)
+				assert.Same(t, res, ev.Result, "the Result returned")
+				assert.Equal(t, "user-7", ev.Result.Subject)
+			} else {
+				require.Error(t, err)
+				assert.Nil(t, ev.Result)
+			}
+		})
+	}
+
+	// Many requests with one token at once: the call-backs are shared, so
+	// only the calls that made one say so; one request wins.
+	t.Run("coalesced presentations of one token", func(t *testing.T) {
+		const n = 20
+		// The site holds the call-backs until every request has looked the
+		// token up, so that they are in flight together (as in TestOneWinner).
+		g := newGatedSite(t)
+		gate := &gateNegative{MemoryNegativeCache: verify.NewMemoryNegativeCache(100), want: n, all: make(chan struct{})}
+		go func() {
+			<-gate.all
+			close(g.release)
+		}()
+		reg := verify.NewMemoryRegistry()
+		require.NoError(t, reg.Add(g.srv.Origin, "", g.secret))
+		vc, err := verify.New(verify.Config{
+			Audience: apiOrigin, Registry: reg, RootCAs: g.srv.Roots, UnsafeAllowPrivateAddresses: true,
+			Observer: log.observe, NegativeCache: gate,
+		})
+		require.NoError(t, err)
+		tok, err := g.site.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
+		require.NoError(t, err)
+
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				_, _ = vc.Verify(context.Background(), apiRequest(http.MethodGet, "/v1/report", "", tok.Header()))
+			})
+		}
+		wg.Wait()
+		evs := log.take()
+		require.Len(t, evs, n, "one event per Verify")
+		var wins, callbacks int64
+		for _, ev := range evs {
+			assert.Equal(t, g.srv.Origin, ev.Origin)
+			if ev.Callback {
+				callbacks++
+			}
+			if ev.Outcome == verify.OutcomeConfirmed {
+				wins++
+				assert.NotNil(t, ev.Result)
+				continue
+			}
+			assert.Nil(t, ev.Result)
+			assert.Equal(t, verify.OutcomeRejected, ev.Outcome)
+			// The losers of the shared confirmation are replays; a request
+			// that came after the site consumed the token hears so.
+			assert.Contains(t, []string{"token-replayed", wire.ReasonUnknownToken}, ev.Reason)
+		}
+		assert.Equal(t, int64(1), wins, "one winner")
+		assert.Equal(t, g.srv.Calls(), callbacks, "events that say Callback = call-backs the site got")
+		t.Logf("%d presentations, %d call-backs", n, callbacks)
+	})
+}
+
+// TestCallbackLogRecord: the record of a call-back names the address
+// actually dialled, not the host name, and never a token or a secret.
+func TestCallbackLogRecord(t *testing.T) {
+	secret := callback.GenerateSecret()
+	g := newGuardSite(t, secret)
+	port := strconv.Itoa(int(g.port))
+	name := "example.com:" + port
+	origin := "https://" + name
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(origin, "", secret))
+
+	var buf syncBuffer
+	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	newVerifier := func(unsafe bool, to string) *verify.Verifier {
+		v, err := verify.New(verify.Config{
+			Audience: apiOrigin, Registry: reg, RootCAs: g.roots, Logger: logger,
+			UnsafeAllowPrivateAddresses: unsafe, CallbackPorts: []uint16{g.port},
+		})
+		require.NoError(t, err)
+		verify.SetDialRewrite(v, func(addr string) string {
+			if addr == name {
+				return to
+			}
+			return addr
+		})
+		return v
+	}
+
+	type step struct {
+		v      *verify.Verifier
+		header string
+		want   map[string]any
+	}
+	steps := []step{
+		{newVerifier(true, "127.0.0.1:"+port), forged(origin),
+			map[string]any{"ip": "127.0.0.1", "status": 200.0, "outcome": "confirmed", "reason": ""}},
+		{newVerifier(false, "127.0.0.1:"+port), forged(origin),
+			map[string]any{"ip": "", "status": 0.0, "outcome": "unverified", "reason": "destination-denied"}},
+	}
+	if g.v6 {
+		steps = append(steps, step{newVerifier(true, "[::1]:"+port), forged(origin),
+			map[string]any{"ip": "::1", "status": 200.0, "outcome": "confirmed", "reason": ""}})
+	}
+	for _, s := range steps {
+		_, _ = s.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", s.header))
+	}
+
+	out := buf.String()
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	require.Len(t, lines, len(steps), out)
+	for i, line := range lines {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
+		assert.Equal(t, "domainconfirm: call-back", rec["msg"])
+		assert.Equal(t, origin, rec["origin"])
+		assert.Equal(t, origin+callback.DefaultPath, rec["url"], "the URL keeps the registered name")
+		assert.IsType(t, 0.0, rec["duration"], "duration in the record")
+		for k, want := range steps[i].want {
+			assert.Equal(t, want, rec[k], "record %d: %s", i, k)
+		}
+		assert.NotContains(t, out, tokenOf(steps[i].header), "a token was logged")
+	}
+	assert.NotContains(t, out, secret)
+	assert.NotContains(t, out, strings.TrimPrefix(secret, wire.SecretPrefix))
+}
