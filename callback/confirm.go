@@ -42,8 +42,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	id := r.Header.Get(wire.HeaderID)
-	if err := wire.Verify(s.keys, wire.Request, id, r.Header.Get(wire.HeaderTimestamp), r.Header.Get(wire.HeaderSignature), body, now); err != nil {
+	id := wire.Once(r.Header, wire.HeaderID)
+	if err := wire.Verify(s.keys, wire.Request, id, wire.Once(r.Header, wire.HeaderTimestamp), wire.Once(r.Header, wire.HeaderSignature), body, now); err != nil {
 		reason := "bad-signature"
 		switch {
 		case errors.Is(err, wire.ErrTimestamp):

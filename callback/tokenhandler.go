@@ -32,11 +32,6 @@ type TokenHandlerConfig struct {
 	// nil Authorize is a configuration error, not an open door.
 	Authorize func(r *http.Request, audience, action string) (subject string, err error)
 
-	// TrustedOrigins are other origins whose pages may also request tokens
-	// cross-origin (for example "https://www.shop.example"). If empty, only
-	// same-origin requests are served.
-	TrustedOrigins []string
-
 	// TTL of the tokens handed out. If zero, the Site's TTL.
 	TTL time.Duration
 }
@@ -77,12 +72,9 @@ func (s *Site) TokenHandler(cfg TokenHandlerConfig) (http.Handler, error) {
 	if _, err := checkTTL(cfg.TTL, s.ttl); err != nil {
 		return nil, fmt.Errorf("%w: TokenHandlerConfig.TTL %w", ErrConfig, err)
 	}
+	// Same-origin only: a token names this site's origin, and the API
+	// refuses it from a page whose Origin header is any other.
 	cop := http.NewCrossOriginProtection()
-	for _, o := range cfg.TrustedOrigins {
-		if err := cop.AddTrustedOrigin(o); err != nil {
-			return nil, fmt.Errorf("%w: TokenHandlerConfig.TrustedOrigins: %w", ErrConfig, err)
-		}
-	}
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusForbidden, "cross-origin-refused", "Cross-origin request refused",
 			"tokens are only handed to this site's own pages")

@@ -140,13 +140,13 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 		}
 		return fail("callback-status", detail, nil)
 	}
-	tsHeader := resp.Header.Get(wire.HeaderTimestamp)
+	tsHeader := wire.Once(resp.Header, wire.HeaderTimestamp)
 	x.answerTS = parseTS(tsHeader)
-	if resp.Header.Get(wire.HeaderID) != id {
-		x.unsigned = resp.Header.Get(wire.HeaderID) == "" && resp.Header.Get(wire.HeaderSignature) == ""
-		return fail("bad-signature", "the answer does not carry the request's message id", nil)
+	if wire.Once(resp.Header, wire.HeaderID) != id {
+		x.unsigned = len(resp.Header.Values(wire.HeaderID)) == 0 && len(resp.Header.Values(wire.HeaderSignature)) == 0
+		return fail("bad-signature", "the answer does not carry the request's message id (exactly once)", nil)
 	}
-	if err := wire.Verify(reg.keys, wire.Response, id, tsHeader, resp.Header.Get(wire.HeaderSignature), raw, v.now()); err != nil {
+	if err := wire.Verify(reg.keys, wire.Response, id, tsHeader, wire.Once(resp.Header, wire.HeaderSignature), raw, v.now()); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, wire.ErrTimestamp) {
 			reason = "bad-timestamp"
@@ -209,6 +209,8 @@ func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string
 		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another request")
 	case now.Add(-wire.Tolerance).Unix() > ans.ExpiresAt:
 		return nil, unverified("inconsistent-answer", "the origin confirmed an expired token")
+	case ans.IssuedAt > now.Add(wire.Tolerance).Unix():
+		return nil, unverified("inconsistent-answer", "the origin confirmed a token issued in the future")
 	}
 	return &Result{
 		Origin:     origin,

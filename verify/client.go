@@ -56,7 +56,7 @@ func (g *destinationGuard) control(network, address string, c syscall.RawConn) e
 // or newer, timeouts on every phase, and enough idle connections per origin
 // that concurrent call-backs reuse connections instead of paying a TLS
 // handshake each (Go's default keeps 2 per host).
-func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPool, perOrigin int) *http.Client {
+func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPool, perOrigin, total int) *http.Client {
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second, Control: guard.control}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if v.dialRewrite != nil { // tests only: point a name at an address
@@ -72,10 +72,10 @@ func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPoo
 		ResponseHeaderTimeout:  v.timeout,
 		ExpectContinueTimeout:  0,
 		MaxResponseHeaderBytes: 16 << 10,
-		MaxIdleConns:           0, // no global idle limit; per host below
+		MaxIdleConns:           total, // bounded over all origins too, not only per host
 		MaxIdleConnsPerHost:    perOrigin,
 		MaxConnsPerHost:        perOrigin,
-		IdleConnTimeout:        90 * time.Second,
+		IdleConnTimeout:        60 * time.Second,
 		ForceAttemptHTTP2:      true,
 		DisableCompression:     true, // the cap applies to bytes on the wire
 	}

@@ -103,6 +103,12 @@ func fakeAnswers(secret, targetURL string) map[string]sitetest.Answer {
 			r.IssuedAt = time.Now().Add(-21 * time.Minute).Unix()
 			r.ExpiresAt = time.Now().Add(-20 * time.Minute).Unix()
 		}),
+		// A far-future issued_at would otherwise set the replay memory's
+		// TTL (a hostile origin growing every verifier's memory).
+		"/inconsistent/future": edit(func(_ *sitetest.Request, r *wire.ConfirmResponse) {
+			r.IssuedAt = 999999999999000
+			r.ExpiresAt = r.IssuedAt + 60
+		}),
 		"/hang": sitetest.Hang(),
 	}
 }
@@ -355,6 +361,7 @@ func TestOutcomes(t *testing.T) {
 		{name: "inconsistent-answer/other body", req: toFake("/inconsistent/body"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
 		{name: "inconsistent-answer/other method", req: toFake("/inconsistent/method"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
 		{name: "inconsistent-answer/expired long ago", req: toFake("/inconsistent/expired"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
+		{name: "inconsistent-answer/issued in the future", req: toFake("/inconsistent/future"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
 		{name: "callback-failed/server closed", req: header(http.MethodGet, "/", "", forgedFor(e.closed)),
 			sentinel: verify.ErrUnverified, reason: "callback-failed", status: 503},
 		// No timed assertion: only the outcome of a site that never answers.

@@ -89,39 +89,18 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 		}
 		o.probing, half = true, true
 	}
-	// Reserve rather than Allow, so that a call-back that then finds no
-	// in-flight slot gives its token back: only call-backs made spend the
-	// budget.
-	rsv := o.bucket.ReserveN(now, 1)
-	allowed := rsv.OK() && rsv.DelayFrom(now) == 0
-	if !allowed {
-		rsv.CancelAt(now)
+	// An empty bucket refuses at once, without waiting for a slot.
+	if o.bucket.TokensAt(now) < 1 {
+		o.mu.Unlock()
+		undoProbeLocked(o, half)
+		return nil, rateLimited(origin, l.rate)
 	}
 	o.mu.Unlock()
-	refund := func() {
-		o.mu.Lock()
-		rsv.CancelAt(o.last)
-		o.mu.Unlock()
-	}
-	undoProbe := func() {
-		if half {
-			o.mu.Lock()
-			o.probing = false
-			o.mu.Unlock()
-		}
-	}
-	if !allowed {
-		undoProbe()
-		e := newError(ErrRateLimited, "rate-limited", origin,
-			"this origin's call-back budget is spent; retry later", nil)
-		e.RetryAfter = time.Duration(math.Ceil(float64(time.Second) / float64(l.rate)))
-		return nil, e
-	}
+
 	select {
 	case o.inFlight <- struct{}{}:
 	case <-ctx.Done():
-		undoProbe()
-		refund()
+		undoProbeLocked(o, half)
 		e := newError(ErrRateLimited, "too-many-in-flight", origin,
 			"too many call-backs to this origin in flight; retry later", nil)
 		e.RetryAfter = time.Second
@@ -131,12 +110,23 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	case l.global <- struct{}{}:
 	case <-ctx.Done():
 		<-o.inFlight
-		undoProbe()
-		refund()
+		undoProbeLocked(o, half)
 		e := newError(ErrRateLimited, "verifier-busy", origin,
 			"too many call-backs in flight on this verifier; retry later", nil)
 		e.RetryAfter = time.Second
 		return nil, e
+	}
+	// Only a call-back about to be made spends the budget: take the token
+	// now that the slots are held, and give the slots back if another
+	// request emptied the bucket meanwhile.
+	o.mu.Lock()
+	allowed := o.bucket.AllowN(o.last, 1)
+	o.mu.Unlock()
+	if !allowed {
+		<-l.global
+		<-o.inFlight
+		undoProbeLocked(o, half)
+		return nil, rateLimited(origin, l.rate)
 	}
 	return func(answered bool, end time.Time) {
 		<-l.global
@@ -159,5 +149,20 @@ func breakerOpen(origin string, wait time.Duration) *Error {
 	e := newError(ErrUnverified, "breaker-open", origin,
 		"recent call-backs to this origin failed; not calling it again until the cool-off ends", nil)
 	e.RetryAfter = wait
+	return e
+}
+
+func undoProbeLocked(o *originLimits, half bool) {
+	if half {
+		o.mu.Lock()
+		o.probing = false
+		o.mu.Unlock()
+	}
+}
+
+func rateLimited(origin string, r rate.Limit) *Error {
+	e := newError(ErrRateLimited, "rate-limited", origin,
+		"this origin's call-back budget is spent; retry later", nil)
+	e.RetryAfter = max(time.Second, time.Duration(math.Ceil(float64(time.Second)/float64(r))))
 	return e
 }

@@ -10,7 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
-	"strings"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -198,7 +198,7 @@ func New(cfg Config) (*Verifier, error) {
 		v.client = &c
 	} else {
 		guard := newDestinationGuard(cfg.CallbackPorts, cfg.UnsafeAllowPrivateAddresses)
-		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin)
+		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight)
 	}
 	return v, nil
 }
@@ -349,10 +349,12 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 			return nil, lerr
 		}
 		called = true // only the goroutine that runs this makes the call-back
+		answered := false
+		defer func() { release(answered, v.now()) }() // even if a Transport or Logger panics
 		cbCtx, cancel := context.WithTimeout(bg, v.timeout)
 		res, err := v.confirm(cbCtx, reg, key, ri)
 		cancel()
-		release(!errors.Is(err, ErrUnverified), v.now())
+		answered = !errors.Is(err, ErrUnverified)
 		markCtx, cancelMark := context.WithTimeout(bg, v.timeout)
 		defer cancelMark()
 		var e *Error
@@ -366,7 +368,8 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 		// until its expiry plus the clock tolerance, never less than
 		// MaxTokenTTL. Marked before the answer is shared, so a request
 		// arriving after this call-back sees it as used.
-		ttl := max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now()))
+		// Bounded both ways: the answer's times are the site's word.
+		ttl := min(max(wire.MaxTokenTTL, res.ExpiresAt.Add(wire.Tolerance).Sub(v.now())), wire.MaxTokenTTL+2*wire.Tolerance)
 		first, err := v.replay.Mark(markCtx, key, ttl)
 		if err != nil {
 			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
@@ -415,12 +418,16 @@ func checkBrowserOrigin(r *http.Request, origin string) error {
 
 // requestInfo describes r for the call-back, hashing its body.
 func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo, error) {
-	// Bind the request target exactly as the client sent it (Go clients
-	// write req.URL.RequestURI()); r.URL is re-encoded and rewritten by
-	// http.StripPrefix.
-	path := r.RequestURI
-	if !strings.HasPrefix(path, "/") {
-		path = r.URL.RequestURI()
+	// Bind the request target as received, in net/url's encoding (what a
+	// Go client writes for req.URL, PROTOCOL.md §3.4), for origin- and
+	// absolute-form alike; not r.URL, which http.StripPrefix rewrites.
+	path := r.URL.RequestURI()
+	if r.RequestURI != "" {
+		u, err := url.ParseRequestURI(r.RequestURI)
+		if err != nil {
+			return wire.RequestInfo{}, newError(ErrMalformed, "malformed-request", origin, "the request target does not parse", nil)
+		}
+		path = u.RequestURI()
 	}
 	ri := wire.RequestInfo{Method: r.Method, Path: path, BodySHA256: wire.EmptyBodySHA256}
 	if r.Body != nil && r.Body != http.NoBody {

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,15 @@ const (
 	MaxSignatureHeaderLen = 1024
 	maxIDLen              = 64
 )
+
+// Once returns the value of header name in h when it appears exactly once,
+// and "" otherwise: a repeated signing header makes a message unsigned.
+func Once(h http.Header, name string) string {
+	if v := h[http.CanonicalHeaderKey(name)]; len(v) == 1 {
+		return v[0]
+	}
+	return ""
+}
 
 // Sentinel errors of signature checking.
 var (
