@@ -298,3 +298,19 @@ func TestUnverifiedDetailStaysInternal(t *testing.T) {
 	require.Contains(t, rec.Body.String(), "destination-denied")
 	require.NotContains(t, rec.Body.String(), "10.1.2.3", "no internal address in the public answer")
 }
+
+// The request target is bound in net/url's encoding whether it arrives in
+// origin form, percent-encoded or not, or in absolute form (PROTOCOL.md §3.4).
+func TestRequestTargetForms(t *testing.T) {
+	for _, target := range []string{"/a%7Cb?q=1", "/a|b?q=1", "https://api.example/a|b?q=1"} {
+		t.Run(target, func(t *testing.T) {
+			f := newFixture(t, nil)
+			h := f.bound(t, http.MethodGet, apiOrigin+"/a%7Cb?q=1", "", "")
+			r := httptest.NewRequest(http.MethodGet, target, nil)
+			r.Header.Set(verify.HeaderName, h)
+			res, err := f.v.Verify(context.Background(), r)
+			require.NoError(t, err)
+			require.Equal(t, "/a%7Cb?q=1", res.Binding.Path)
+		})
+	}
+}
