@@ -27,7 +27,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "confirmation requests are POSTed")
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONMediaType(ct) {
 		wire.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "confirmation requests are application/json")
 		return
 	}
@@ -153,4 +153,11 @@ func (s *Site) writeSigned(w http.ResponseWriter, id string, out []byte) {
 	h.Set(wire.HeaderSignature, wire.Sign(s.keys, wire.Response, id, ts, out))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
+}
+
+// isJSONMediaType reports whether a Content-Type names application/json,
+// with any parameters.
+func isJSONMediaType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }

@@ -47,7 +47,7 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 			outcome, reason, detail = outcomeOf(err), e.Reason, e.Detail
 		}
 		v.log.LogAttrs(ctx, slog.LevelInfo, "domainconfirm: call-back",
-			slog.String("origin", reg.origin), slog.String("url", reg.confirmURL.String()),
+			slog.String("origin", reg.origin), slog.String("url", reg.urlString),
 			slog.String("ip", x.remoteIP), slog.Int("status", x.status),
 			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason),
 			slog.String("detail", detail))
@@ -72,7 +72,7 @@ type exchange struct {
 func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte, trace bool) (x exchange) {
 	start := v.now()
 	defer func() { x.duration = v.now().Sub(start) }()
-	origin, url := reg.origin, reg.confirmURL.String()
+	origin, url := reg.origin, reg.urlString
 	fail := func(reason, detail string, cause error) exchange {
 		x.err = newError(ErrUnverified, reason, origin, detail, cause)
 		return x

@@ -64,6 +64,10 @@ func (e *Error) Error() string {
 	return s
 }
 
+// Is reports whether target is e's sentinel, without the allocation of
+// Unwrap's slice on the hot path; errors.Is still walks Unwrap otherwise.
+func (e *Error) Is(target error) bool { return target == e.kind }
+
 // Unwrap returns the sentinel and the underlying cause, if any.
 func (e *Error) Unwrap() []error {
 	if e.cause == nil {

@@ -58,7 +58,7 @@ func (v *Verifier) Probe(ctx context.Context, reg *Registration) *ProbeReport {
 		rep.Problems = append(rep.Problems, ProbeProblem{"registration", "the registration is unusable: build it with NewRegistration"})
 		return rep
 	}
-	rep.Origin, rep.URL = reg.origin, reg.confirmURL.String()
+	rep.Origin, rep.URL = reg.origin, reg.urlString
 	challenge := wire.NewChallenge()
 	body, err := json.Marshal(wire.ProbeRequest{Version: 1, Type: wire.TypeProbe, Origin: reg.origin, Audience: v.audience, Challenge: challenge})
 	if err != nil {

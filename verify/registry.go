@@ -18,6 +18,7 @@ import (
 type Registration struct {
 	origin     string
 	confirmURL *url.URL
+	urlString  string // confirmURL.String(), for logs and errors
 	keys       [][]byte
 }
 
@@ -49,14 +50,14 @@ func newRegistration(origin, confirmURL string, secrets []string) (*Registration
 	if err != nil {
 		return nil, fmt.Errorf("registration for %s: %w", o, err)
 	}
-	return &Registration{origin: o, confirmURL: u, keys: keys}, nil
+	return &Registration{origin: o, confirmURL: u, urlString: u.String(), keys: keys}, nil
 }
 
 // Origin returns the canonical origin.
 func (r *Registration) Origin() string { return r.origin }
 
 // ConfirmURL returns the confirmation URL.
-func (r *Registration) ConfirmURL() string { return r.confirmURL.String() }
+func (r *Registration) ConfirmURL() string { return r.urlString }
 
 func (r *Registration) usable() bool {
 	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && r.origin != ""

@@ -77,18 +77,37 @@ func SignedContent(dir Direction, id string, ts int64, body []byte) []byte {
 // Sign returns the signature header value: one "v1,<base64 HMAC-SHA256>"
 // entry per key, separated by single spaces.
 func Sign(keys [][]byte, dir Direction, id string, ts int64, body []byte) string {
-	content := SignedContent(dir, id, ts, body)
-	var sb strings.Builder
+	var prefix [128]byte
+	head := signedHead(prefix[:0], dir, id, ts)
+	out := make([]byte, 0, len(keys)*48)
+	var mac [sha256.Size]byte
 	for i, k := range keys {
 		if i > 0 {
-			sb.WriteByte(' ')
+			out = append(out, ' ')
 		}
-		m := hmac.New(sha256.New, k)
-		m.Write(content)
-		sb.WriteString("v1,")
-		sb.WriteString(base64.StdEncoding.EncodeToString(m.Sum(nil)))
+		out = append(out, "v1,"...)
+		out = base64.StdEncoding.AppendEncode(out, macOf(k, head, body, mac[:0]))
 	}
-	return sb.String()
+	return string(out)
+}
+
+// signedHead appends the part of the signed content before the body.
+func signedHead(b []byte, dir Direction, id string, ts int64) []byte {
+	b = append(b, "domainconfirm.v1."...)
+	b = append(b, dir...)
+	b = append(b, '.')
+	b = append(b, id...)
+	b = append(b, '.')
+	b = strconv.AppendInt(b, ts, 10)
+	return append(b, '.')
+}
+
+// macOf is HMAC-SHA256(key, head || body), without copying the body.
+func macOf(key, head, body, dst []byte) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write(head)
+	m.Write(body)
+	return m.Sum(dst)
 }
 
 // CheckID validates a message id: 1 to 64 characters of [A-Za-z0-9_-].
@@ -166,12 +185,12 @@ func Verify(keys [][]byte, dir Direction, id, timestamp, signature string, body 
 	if len(macs) == 0 {
 		return fmt.Errorf("%w: no well-formed v1 entry", ErrSignature)
 	}
-	content := SignedContent(dir, id, ts, body)
+	var prefix [128]byte
+	head := signedHead(prefix[:0], dir, id, ts)
 	ok := false
+	var buf [sha256.Size]byte
 	for _, k := range keys {
-		m := hmac.New(sha256.New, k)
-		m.Write(content)
-		want := m.Sum(nil)
+		want := macOf(k, head, body, buf[:0])
 		for _, mac := range macs {
 			if hmac.Equal(mac, want) {
 				ok = true
