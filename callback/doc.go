@@ -111,7 +111,14 @@
 // a token, so a dump of it holds nothing usable, and several sites may share
 // one without confirming or burning each other's tokens.
 // A Store that fails makes the handler answer 503, which the API reports as
-// unverified, never as confirmed.
+// unverified, never as confirmed. Package
+// github.com/domainconfirm/domainconfirm/callback/redisstore is such a Store
+// on Redis (Redis Cluster included), one GETDEL per confirmation:
+//
+//	site, err := callback.New(callback.Config{
+//		Origin: "https://shop.example", Secrets: secrets,
+//		Store: redisstore.New(rdb),
+//	})
 //
 // # Secrets and rotation
 //

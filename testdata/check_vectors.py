@@ -486,6 +486,168 @@ def site_answer(record, req, site_origin, now):
     return ans
 
 
+# ---- §10.3 probes ------------------------------------------------------------
+
+def probe_proof(key, challenge):
+    """The proof of one key: over the challenge's 43 ASCII characters, not its decoded bytes."""
+    return base64.b64encode(hmac.new(key, b"domainconfirm.v1.probe." + challenge.encode(), hashlib.sha256).digest()).decode()
+
+
+def check_probe(m):
+    _members(m, ("version", "type", "origin", "audience", "challenge"))
+    if not _int(m["version"]) or m["version"] != 1 or m["type"] != "probe":
+        raise Refused("version or type")
+    if not _canonical(m["origin"]) or not _canonical(m["audience"]):
+        raise Refused("origin or audience")
+    _check_challenge(m["challenge"])
+
+
+def check_probe_response(m):
+    _members(m, ("version", "type", "challenge", "proofs"))
+    if not _int(m["version"]) or m["version"] != 1 or m["type"] != "probe":
+        raise Refused("version or type")
+    _check_challenge(m["challenge"])
+    if not isinstance(m["proofs"], list) or not 1 <= len(m["proofs"]) <= 8 or not all(isinstance(p, str) for p in m["proofs"]):
+        raise Refused("proofs")
+
+
+def go_json(v):
+    """JSON as the Go site writes it (§6): no white space, <, >, &, U+2028, U+2029 escaped."""
+    s = json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+    for ch, esc in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        s = s.replace(ch, esc)
+    return s.encode()
+
+
+# ---- §8 steps 1 to 5, §10.3, §15: the site's HTTP handlers ---------------------
+
+_TOKEN_CHARS = set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+_WS = " \t\n\v\f\r"
+
+
+def is_json_media_type(value):
+    """§8 step 2: application/json (case-insensitive) with well-formed, unrepeated parameters."""
+    base, semi, rest = value.partition(";")
+    if base.strip(_WS).lower() != "application/json":
+        return False
+    rest, seen = semi + rest, set()
+    while True:
+        rest = rest.lstrip(_WS)
+        if not rest:
+            return True
+        i = 1
+        while i < len(rest) and rest[i] in _WS:
+            i += 1
+        j = i
+        while j < len(rest) and rest[j] in _TOKEN_CHARS:
+            j += 1
+        name = rest[i:j].lower()
+        k = j
+        while k < len(rest) and rest[k] in _WS:
+            k += 1
+        if rest[0] != ";" or not name or k >= len(rest) or rest[k] != "=":
+            return rest.strip(_WS) == ";"
+        k += 1
+        while k < len(rest) and rest[k] in _WS:
+            k += 1
+        if k < len(rest) and rest[k] == '"':
+            m = k + 1
+            while m < len(rest) and rest[m] != '"':
+                m += 2 if rest[m] == "\\" else 1
+            if m >= len(rest):
+                return False
+            end = m + 1
+        else:
+            end = k
+            while end < len(rest) and rest[end] in _TOKEN_CHARS:
+                end += 1
+            if end == k:
+                return False
+        if name in seen:
+            return False
+        seen.add(name)
+        rest = rest[end:]
+
+
+def _once(headers, name):
+    """A signing header counts only when it appears exactly once (§5.1)."""
+    values = [v for n, v in headers if n.lower() == name.lower()]
+    return values[0] if len(values) == 1 else ""
+
+
+def _first(headers, name):
+    values = [v for n, v in headers if n.lower() == name.lower()]
+    return values[0] if values else ""
+
+
+def site_handle(method, headers, body, site_origin, keys, now):
+    """The confirmation handler (§8) with an empty store: (status, reason)."""
+    if method != "POST":
+        return 405, "method-not-allowed"
+    if not is_json_media_type(_first(headers, "Content-Type")):
+        return 415, "unsupported-media-type"
+    if len(body) > MAX_MESSAGE:
+        return 413, "message-too-large"
+    try:
+        verify(keys, "request", _once(headers, "Domainconfirm-Id"), _once(headers, "Domainconfirm-Timestamp"),
+               _once(headers, "Domainconfirm-Signature"), body, now)
+    except SigError as e:
+        return 401, {"message-id": "bad-message-id", "timestamp": "bad-timestamp"}.get(e.kind, "bad-signature")
+    try:
+        m = decode(body)
+        if m.get("type") == "probe":
+            check_probe(m)
+            return (200, "") if m["origin"] == site_origin else (400, "wrong-origin")
+        check_request(m)
+    except Refused:
+        return 400, "malformed-message"
+    return 200, site_answer(None, m, site_origin, now)["reason"]
+
+
+def token_handle(method, headers, body, audiences, authorize):
+    """The token handler (§15): (status, reason)."""
+    if method not in ("GET", "HEAD", "OPTIONS"):
+        origin, fetch_site = _first(headers, "Origin"), _first(headers, "Sec-Fetch-Site")
+        if fetch_site:
+            cross = fetch_site not in ("same-origin", "none")
+        else:
+            cross = bool(origin) and origin.partition("://")[2].split("/")[0] != _first(headers, "Host")
+        if cross:
+            return 403, "cross-origin-refused"
+    if method != "POST":
+        return 405, "method-not-allowed"
+    if not is_json_media_type(_first(headers, "Content-Type")):
+        return 415, "unsupported-media-type"
+    if len(body) > 4096:
+        return 413, "message-too-large"
+    try:
+        m = decode(body)
+        _members(m, (), ("audience", "action"))
+        if not isinstance(m.get("audience", ""), str) or not isinstance(m.get("action", ""), str):
+            raise Refused("types")
+    except Refused:
+        return 400, "malformed-request"
+    try:
+        if normalize_origin(m.get("audience", "")) not in audiences:
+            return 400, "audience-not-allowed"
+    except Refused:
+        return 400, "audience-not-allowed"
+    try:
+        check_action(m.get("action", ""))
+    except Refused:
+        return 400, "malformed-request"
+    outcome = authorize(m["action"])
+    if outcome == "refused":
+        return 403, "token-refused"
+    try:
+        if outcome == "failed":
+            raise Refused("hook failed")
+        check_subject(outcome)
+    except Refused:
+        return 500, "authorize-failed"
+    return 200, ""
+
+
 # ---- the checks ------------------------------------------------------------
 
 class Counter:
@@ -636,10 +798,63 @@ def check_confirmation(c):
             c.check(ans["expires_at"] >= now - TOLERANCE, name + ": not long expired")
 
 
+def check_probes(c):
+    f = load("probes.json")
+    reg = f["registration"]
+    keys = parse_secrets(reg["secrets"])
+    for v in f["proofs"]:
+        c.check(v["proof_input"] == "domainconfirm.v1.probe." + v["challenge"], "proof input: " + v["name"])
+        c.check(probe_proof(bytes.fromhex(v["key_hex"]), v["challenge"]) == v["proof"], "proof: " + v["name"])
+    for v in f["messages"]:
+        check = check_probe if v["message"] == "probe" else check_probe_response
+        ok = not refused(lambda: check(decode(base64.b64decode(v["body_base64"]))))
+        c.check(ok == v["valid"], "%s should be %s: %s" % (v["message"], "valid" if v["valid"] else "refused", v["note"]))
+    for x in f["exchanges"]:
+        name, now = x["name"], x["now"]
+        pr = x["probe_request"]
+        h, body = pr["headers"], pr["body"].encode()
+        c.check(pr["url"] == confirm_url(reg["origin"], reg["confirm_url"]), name + ": URL")
+        c.check(sign(keys, "request", h["Domainconfirm-Id"], int(h["Domainconfirm-Timestamp"]), body) == h["Domainconfirm-Signature"], name + ": request signed")
+        probe = decode(body)
+        check_probe(probe)
+        site_keys = parse_secrets(x["site_secrets"])
+        status, reason = site_handle("POST", list(h.items()), body, x["site_origin"], site_keys, now + 1)
+        ps = x["probe_response"]
+        c.check(status == ps["status"] and reason == x.get("reason", ""), name + ": the site's status and reason")
+        if ps["status"] != 200:
+            continue
+        rh, rbody = ps["headers"], ps["body"].encode()
+        want = {"version": 1, "type": "probe", "challenge": probe["challenge"], "proofs": [probe_proof(k, probe["challenge"]) for k in site_keys]}
+        c.check(rbody == go_json(want), name + ": answer bytes")
+        c.check(rh["Domainconfirm-Id"] == h["Domainconfirm-Id"] and rh["Domainconfirm-Timestamp"] == str(now + 1), name + ": answer headers")
+        c.check(sign(site_keys, "response", rh["Domainconfirm-Id"], now + 1, rbody) == rh["Domainconfirm-Signature"], name + ": answer signed")
+        ans = decode(rbody)
+        check_probe_response(ans)
+        held = [i + 1 for i, k in enumerate(keys) if probe_proof(k, probe["challenge"]) in ans["proofs"]]
+        c.check(held == x["secrets_held"], name + ": secrets held")
+
+
+def check_site_handler(c):
+    f = load("site_handler.json")
+    keys = parse_secrets(f["site"]["secrets"])
+    for v in f["confirmation"]:
+        got = site_handle(v["method"], v["headers"], v["body"].encode(), f["site"]["origin"], keys, f["now"])
+        c.check(got == (v["status"], v["reason"]), "confirmation handler: %s: got %r" % (v["note"], got))
+    th = f["token_handler"]
+
+    def authorize(action):
+        return {"refuse": "refused", "fail": "failed", "bad-subject": "\x07"}.get(action, "user-17")
+
+    for v in th["vectors"]:
+        got = token_handle(v["method"], v["headers"], v["body"].encode(), th["audiences"], authorize)
+        c.check(got == (v["status"], v["reason"]), "token handler: %s: got %r" % (v["note"], got))
+
+
 def main():
     total = Counter()
     for name, fn in (("origins, confirm URLs, secrets, tokens, bodies, paths, headers", check_simple),
-                     ("messages", check_messages), ("signatures", check_signatures), ("confirmation", check_confirmation)):
+                     ("messages", check_messages), ("signatures", check_signatures), ("confirmation", check_confirmation),
+                     ("probes", check_probes), ("site handlers", check_site_handler)):
         c = Counter()
         try:
             fn(c)

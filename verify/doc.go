@@ -150,6 +150,14 @@
 // whose Mark is an atomic test-and-set, or a token accepted by one process
 // can be accepted again by another if its site does not consume tokens.
 // The negative cache is only an optimisation and may stay per process.
+// Package github.com/domainconfirm/domainconfirm/verify/redisstore has both
+// on Redis (Redis Cluster included):
+//
+//	v, err := verify.New(verify.Config{
+//		Audience: "https://api.example", Registry: registry,
+//		Replay:        redisstore.NewReplayStore(rdb),
+//		NegativeCache: redisstore.NewNegativeCache(rdb),
+//	})
 //
 // # Call-backs and hostile origins
 //

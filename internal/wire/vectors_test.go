@@ -568,6 +568,27 @@ func exchangeSpecs() []exchangeSpec {
 			id: "3d4e5f60-7182-4394-a5b6-c7d8e9f00112", challenge: b64url(seq(0x20, 32)),
 		},
 		{
+			name:  "confirmed: an action token without a subject (the member is left out)",
+			token: "dct_" + b64url(seq(0xc0, 32)),
+			record: &siteRecord{
+				Binding:  wire.Binding{Audience: apiOrigin, Kind: wire.KindAction, Action: "search"},
+				IssuedAt: fixedTS - 1, ExpiresAt: fixedTS + 59,
+			},
+			method: "GET", target: "/v1/search?q=a+b&page=2", body: "",
+			id: "c0c1c2c3-c4c5-4c6c-8c8c-9cacbcccdcec", challenge: b64url(seq(0x38, 32)),
+		},
+		{
+			name:  "confirmed: a subject with every character Go escapes or writes raw",
+			token: "dct_" + b64url(seq(0xe0, 32)),
+			record: &siteRecord{
+				Binding:  wire.Binding{Audience: apiOrigin, Kind: wire.KindAction, Action: "profile/update"},
+				Subject:  "\"Bob\" & <O'Brien> \\ a/b \u2028\u2029 caf\u00e9 \U0001F600",
+				IssuedAt: fixedTS - 2, ExpiresAt: fixedTS + 298,
+			},
+			method: "PATCH", target: "/v1/profile", body: `{"name":"Bob"}`,
+			id: "e0e1e2e3-e4e5-4e6e-8e8e-9eaebecedeee", challenge: b64url(seq(0x48, 32)),
+		},
+		{
 			name:   "rejected: the site has no such token (unknown-token)",
 			token:  tokenD,
 			record: nil,
@@ -617,9 +638,9 @@ func buildConfirmation(t *testing.T) confirmationFile {
 			"api_request":           "what the caller sends the API; the verifier derives the confirmation request from it",
 			"site_record":           "what the site stored under token_sha256 when it issued the token (null: nothing); the Go site keys it <origin>#<token_sha256>",
 			"confirmation_request":  "what the verifier POSTs; signed with direction request and every registered secret",
-			"confirmation_response": "what the site answers; signed with direction response, the same message id",
+			"confirmation_response": "what the site answers; signed with direction response, the same message id, at the site's clock then: now + 1 (its Domainconfirm-Timestamp)",
 			"outcome":               "what the verifier concludes",
-			"json":                  "Go escapes <, > and & in JSON strings as \\u003c, \\u003e, \\u0026; the signature covers the bytes as sent, so a receiver never re-encodes before verifying",
+			"json":                  "Go writes members in the order of PROTOCOL.md §9, leaves out empty optional members, and escapes \", \\, <, >, &, U+2028 and U+2029 in strings (\\u003c, lower-case hex), writing / and other non-ASCII characters as they are (PROTOCOL.md §6); the signature covers the bytes as sent, so a receiver never re-encodes before verifying",
 		},
 	}
 	for _, s := range exchangeSpecs() {
@@ -699,6 +720,8 @@ func vectorFiles(t *testing.T) map[string]any {
 		"paths.json":        buildPaths(t),
 		"signatures.json":   buildSignatures(t),
 		"confirmation.json": buildConfirmation(t),
+		"probes.json":       buildProbes(t),
+		"site_handler.json": buildSiteHandler(t),
 	}
 }
 
@@ -741,6 +764,8 @@ func TestVectors(t *testing.T) {
 	t.Run("paths", checkPaths)
 	t.Run("signatures", checkSignatures)
 	t.Run("confirmation", checkConfirmation)
+	t.Run("probes", checkProbes)
+	t.Run("site_handler", checkSiteHandler)
 }
 
 func checkOrigins(t *testing.T) {
