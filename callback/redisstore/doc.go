@@ -53,8 +53,17 @@
 // never as confirmed. A Take that could not reach Redis leaves the token
 // there, so the caller may retry once Redis is back; one whose answer was
 // lost on the way back may have consumed it, and the token is then rejected,
-// never confirmed twice. Errors start with "redisstore: token store:" and
-// never contain a token.
+// never confirmed twice. With go-redis's retries (MaxRetries), such a lost
+// GETDEL reply is retried and finds nothing: the site then signs
+// unknown-token rather than answering 503 (set MaxRetries to -1 to get the
+// 503 instead). Errors start with "redisstore: token store:" and never
+// contain a token.
+//
+// Redis replicates asynchronously: a primary that fails after a GETDEL but
+// before replicating it leaves the token on the replica that takes over, and
+// it could be confirmed once more. The API's replay memory still refuses it
+// if that did not fail over at the same moment; where that matters, use WAIT
+// or appendfsync always.
 //
 // Size the client for the site's concurrency: go-redis keeps 10 connections
 // per GOMAXPROCS by default (redis.Options.PoolSize), and keep its timeouts

@@ -14,7 +14,7 @@
  * Environment:
  *   DOMAINCONFIRM_ORIGIN     this site's origin, as registered with the API (behind a TLS proxy: the proxy's origin)
  *   DOMAINCONFIRM_SECRETS    1 to 8 shared secrets, separated by commas
- *   DOMAINCONFIRM_DB         the SQLite token store (default: domainconfirm.sqlite in the system's temp directory)
+ *   DOMAINCONFIRM_DB         the SQLite token store, required, in a directory only the site's user can write
  *   DOMAINCONFIRM_AUDIENCES  API origins the token handler issues action tokens for, separated by commas
  *   DOMAINCONFIRM_CAINFO     a PEM file of CAs curl trusts for API calls instead of the system's (CURLOPT_CAINFO)
  *   DOMAINCONFIRM_TEST_ENDPOINTS=1  turns on /test/issue and /test/call. They hand out tokens to anyone
@@ -31,6 +31,7 @@ declare(strict_types=1);
 require __DIR__ . '/domainconfirm.php';
 
 use DomainConfirm\ApiClient;
+use DomainConfirm\Refused;
 use DomainConfirm\Request;
 use DomainConfirm\Response;
 use DomainConfirm\Site;
@@ -48,7 +49,12 @@ function envList(string $name): array
 /** The site, with its clock moved by $clockOffset seconds (test endpoints only). */
 function site(int $clockOffset = 0, ?int $ttl = null): Site
 {
-    $db = getenv('DOMAINCONFIRM_DB') ?: sys_get_temp_dir() . '/domainconfirm.sqlite';
+    // Required, and in a directory only this site's user can write: a token
+    // store others can write to lets them mint confirmations.
+    $db = getenv('DOMAINCONFIRM_DB');
+    if (!is_string($db) || $db === '') {
+        throw new \RuntimeException('set DOMAINCONFIRM_DB to the token database path, in a directory private to this site');
+    }
     $options = ['audiences' => envList('DOMAINCONFIRM_AUDIENCES')];
     $fixed = getenv('DOMAINCONFIRM_TEST_NOW');
     if (getenv('DOMAINCONFIRM_TEST_ENDPOINTS') === '1' && is_string($fixed) && ctype_digit($fixed)) {
@@ -122,7 +128,11 @@ function testCall(): Response
 }
 
 $path = parse_url((string) ($_SERVER['REQUEST_URI'] ?? '/'), PHP_URL_PATH);
-$testMode = getenv('DOMAINCONFIRM_TEST_ENDPOINTS') === '1';
+// Test endpoints exist only under `php -S`, for loopback clients, and with
+// the variable set: never in a production server, even if it leaks there.
+$testMode = getenv('DOMAINCONFIRM_TEST_ENDPOINTS') === '1'
+    && PHP_SAPI === 'cli-server'
+    && in_array($_SERVER['REMOTE_ADDR'] ?? '', ['127.0.0.1', '::1'], true);
 
 try {
     $response = match (true) {
@@ -131,7 +141,9 @@ try {
             Request::fromGlobals(Wire::MAX_TOKEN_REQUEST),
             // Decide here who may have a token, for example from the session:
             // return the subject ("" for none), or throw DomainConfirm\Refused.
-            static fn (Request $r, string $audience, string $action): string => '',
+            // This example refuses everyone outside its tests: the
+            // same-origin check stops other sites' pages, not plain clients.
+            static fn (Request $r, string $audience, string $action): string => $testMode ? '' : throw new Refused('no session'),
         ),
         $testMode && $path === '/test/issue' => testIssue(),
         $testMode && $path === '/test/call' => testCall(),

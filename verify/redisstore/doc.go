@@ -67,9 +67,17 @@
 // Keep the client's timeouts short (DialTimeout, ReadTimeout, WriteTimeout)
 // so that an unreachable Redis turns into fast 503s, and its pool
 // (redis.Options.PoolSize, 10 per GOMAXPROCS by default) as large as the
-// API's concurrency. Its retries (MaxRetries, 3 by default) are safe: a
+// API's concurrency. Its retries (MaxRetries, 3 by default) fail closed: a
 // repeated SET NX finds the mark set and the request is refused, never
-// accepted twice.
+// accepted twice. That also means a first SET NX whose reply was lost, then
+// retried, refuses a request its site really confirmed (token-replayed);
+// set MaxRetries to -1 on this client if such rare false refusals matter
+// more than riding out a dropped connection.
+//
+// Redis replicates asynchronously: a primary that fails before replicating
+// a mark can let a replica accept the token once more. The site's own
+// one-time store still stands in the way; where both may fail over at once
+// and that matters, use WAIT or appendfsync always.
 //
 // At high concurrency most of the client's time goes to one write system
 // call per command. go-redis's AutoPipeliner (client.AutoPipeline(),
