@@ -214,6 +214,7 @@ func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string
 	}
 	return &Result{
 		Origin:     origin,
+		Level:      levelOf(b.Kind),
 		Subject:    ans.Subject,
 		Binding:    Binding{Audience: b.Audience, Kind: b.Kind, Action: b.Action, Method: b.Method, Path: b.Path, BodySHA256: b.BodySHA256},
 		IssuedAt:   time.Unix(ans.IssuedAt, 0),

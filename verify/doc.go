@@ -53,8 +53,8 @@
 // label, proves that the site issued the token to someone, for this API, a
 // moment ago. It does not prove who is calling: anyone who can load the
 // site's page can obtain one. [Verifier.Middleware] accepts an action token
-// on any route: check Result.Binding.Action in the handler when an action is
-// only good for some routes.
+// on any route: use [Verifier.Require] with [RequestToken] or [WithActions]
+// where that is too little.
 //
 // No confirmation authenticates an end user, and a compromised site can
 // vouch for anything.
@@ -141,7 +141,25 @@
 //
 // A browser sends a CORS preflight (OPTIONS, without the Domain-Confirm
 // header) before a cross-origin request that carries one; the middleware
-// would refuse it with 401, so answer preflights in front of it.
+// would refuse it with 401. [Verifier.CORS] answers preflights in front of
+// it, for registered origins only:
+//
+//	http.ListenAndServeTLS(addr, cert, key, v.CORS(mux))
+//
+// # Routes at different strengths
+//
+// [Verifier.Require] gives each route its [Level]: [RegisteredOrigin] (the
+// browser's Origin header is registered; no call-back, and forgeable by any
+// non-browser client, so for statistics and low-value calls), [ActionToken]
+// (optionally for some labels only, [WithActions]) or [RequestToken]:
+//
+//	mux.Handle("/v1/stats", v.Require(verify.RegisteredOrigin)(stats))
+//	mux.Handle("/v1/report", v.Require(verify.ActionToken, verify.WithActions("report"))(report))
+//	mux.Handle("/v1/orders", v.Require(verify.RequestToken)(orders))
+//
+// Result.Level says which level the request met. A request-bound token
+// satisfies an ActionToken route; an action token does not satisfy a
+// RequestToken route ([ErrLevelNotMet], level-not-met).
 //
 // # Stores
 //

@@ -71,6 +71,8 @@ func title(kind error) string {
 		return "Request body too large"
 	case ErrRateLimited:
 		return "Call-back budget spent"
+	case ErrLevelNotMet:
+		return "Request does not meet the route's level"
 	}
 	return "Origin could not confirm the request"
 }

@@ -25,9 +25,12 @@ type Binding struct {
 	BodySHA256 string // set for KindRequest: lower-case hex
 }
 
-// Result is a confirmed request: the origin vouched for it.
+// Result is a confirmed request: the origin vouched for it. On a
+// RegisteredOrigin route (see Verifier.Require) only Origin and Level are
+// set: nothing was confirmed but that the Origin header is registered.
 type Result struct {
 	Origin     string    // the confirmed origin, canonical
+	Level      Level     // the level met: ActionToken or RequestToken by the token's kind, RegisteredOrigin from Require
 	Subject    string    // what the site bound the token to (its user id, say), or ""
 	Binding    Binding   // what the token was issued for
 	IssuedAt   time.Time // when the site issued the token
