@@ -99,6 +99,15 @@
 // with [net/http.CrossOriginProtection], so a page on another site cannot
 // obtain tokens, and its answers are never cached.
 //
+// [ScriptHandler] serves a small client script that does both steps for a
+// page; mount it at [ScriptPath]:
+//
+//	mux.Handle("GET "+callback.ScriptPath, callback.ScriptHandler())
+//
+// A page then calls await domainconfirm.fetch(url, {method, body, action}),
+// which throws a domainconfirm.Error carrying the problem+json reason when the
+// token or the API call is refused.
+//
 // # Stores
 //
 // The confirmation request may reach any of the site's processes, and it must

@@ -130,8 +130,8 @@ type Config struct {
 	// is logged. Records never contain a token or a secret.
 	Logger *slog.Logger
 
-	// Observer, if set, is called once per Verify with its outcome, for
-	// metrics. It must not block.
+	// Observer, if set, is called once per Verify (and once per request
+	// through Require) with its outcome, for metrics. It must not block.
 	Observer func(Event)
 }
 
