@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +90,17 @@ async function run(c) {
       headers: {"Domain-Confirm": tok.header}});
     document.getElementById("token").textContent = tok.header;
     show("used " + r.status);
+    break;
+  }
+  case "foreign": {
+    // A page on another origin presents a valid token of the customer's,
+    // handed to it in the URL: the browser adds its own Origin header.
+    const tok = new URLSearchParams(location.search).get("tok");
+    try {
+      const r = await fetch(api + "/v1/report", {method: "POST", body: "{}",
+        headers: {"Domain-Confirm": tok}});
+      show("status " + r.status);
+    } catch (e) { show("error " + e.name); }
     break;
   }
   case "levels": {
@@ -252,6 +264,7 @@ type env struct {
 	client           *http.Client
 	rec              *recorder
 	otherSite        *callback.Site
+	shopSite         *callback.Site
 	spki             string
 }
 
@@ -302,7 +315,7 @@ func newEnv(t *testing.T) *env {
 	api := "https://api.example:" + apiPort
 
 	shopSecret := callback.GenerateSecret()
-	newSite(t, shopMux, shop, api, shop, shopSecret, rec)
+	shopSite := newSite(t, shopMux, shop, api, shop, shopSecret, rec)
 	otherSite := newSite(t, otherMux, other, api, shop, callback.GenerateSecret(), rec)
 
 	registry := verify.NewMemoryRegistry()
@@ -332,7 +345,7 @@ func newEnv(t *testing.T) *env {
 	apiSrv.StartTLS()
 	t.Cleanup(apiSrv.Close)
 
-	return &env{shop: shop, other: other, api: api, client: client, rec: rec, otherSite: otherSite, spki: cert.spki()}
+	return &env{shop: shop, other: other, api: api, client: client, rec: rec, shopSite: shopSite, otherSite: otherSite, spki: cert.spki()}
 }
 
 // browser starts headless Chromium, or skips (fails under CI=true) if it
@@ -569,6 +582,32 @@ func TestBrowser(t *testing.T) {
 		if len(ev) != 2 || ev[0].Outcome != verify.OutcomeConfirmed || ev[0].Origin != e.shop ||
 			ev[1].Outcome != verify.OutcomeRejected {
 			t.Errorf("API recorded %+v, want a confirmed registered-origin event then a rejection", ev)
+		}
+	})
+
+	t.Run("the API refuses a request whose Origin is not the token's origin", func(t *testing.T) {
+		n := e.rec.count()
+		tok, err := e.shopSite.IssueForAction(context.Background(), e.api, "report", callback.IssueOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := visit(t, bctx, e.other+"/?case=foreign&tok="+url.QueryEscape(tok.Header()))
+		if out != "error TypeError" {
+			t.Errorf("page shows %q, want %q (CORS refused)", out, "error TypeError")
+		}
+		if ev := eventsSince(e, n); len(ev) != 0 {
+			t.Errorf("API recorded %+v: the browser's request should not have passed CORS", ev)
+		}
+		// The same request without the browser's CORS: the verifier
+		// refuses the Origin before using the token...
+		status, reason := post(t, e.client, e.api+"/v1/report", e.other, tok.Header())
+		if status != http.StatusForbidden || reason != "origin-mismatch" {
+			t.Errorf("token of %s sent with Origin %s: %d %q, want 403 origin-mismatch", e.shop, e.other, status, reason)
+		}
+		// ...so the token still works from its own origin.
+		status, reason = post(t, e.client, e.api+"/v1/report", e.shop, tok.Header())
+		if status != http.StatusOK {
+			t.Errorf("the token from its own origin: %d %q, want 200", status, reason)
 		}
 	})
 }
