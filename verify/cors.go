@@ -52,8 +52,9 @@ func (v *Verifier) corsAllowed(r *http.Request, origin string) (bool, []string) 
 	if origin == "" || len(r.Header.Values("Origin")) != 1 {
 		return false, nil
 	}
+	// Browsers send the canonical form; anything else is not echoed back.
 	o, err := wire.NormalizeOrigin(origin)
-	if err != nil {
+	if err != nil || o != origin {
 		return false, nil
 	}
 	_, err = v.lookup(r.Context(), o)

@@ -54,11 +54,12 @@
       throw new DomainConfirmError(t.status, null, "malformed-token-response");
     }
 
-    // 2. The API call with the token's header; no cookies by default.
+    // 2. The API call with the token; no cookies, no redirects.
     var h = new Headers(init.headers);
     h.set("Domain-Confirm", tok.header);
     var resp = await g.fetch(u.href,
-      Object.assign({mode: "cors", credentials: "omit"}, init, {headers: h}));
+      Object.assign({mode: "cors", credentials: "omit"}, init,
+        {headers: h, redirect: "error"}));
     var p = !resp.ok && await json(resp, /^application\/problem\+json\b/i);
     if (p) throw new DomainConfirmError(resp.status, p, "http-" + resp.status);
     return resp;
