@@ -300,17 +300,10 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 	}
 
 	key := wire.TokenHash(token)
-	if seen, err := v.replay.Seen(ctx, key); err != nil {
-		return nil, origin, false, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
-	} else if seen {
-		return nil, origin, false, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
-	}
 	// Rejections are per origin: origin B rejecting a token says nothing
 	// about origin A's answer for it.
 	negKey := origin + "#" + key
-	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
-		e := rejected(origin, reason)
-		e.Detail += " (answer cached)"
+	if e := v.remembered(ctx, origin, key, negKey); e != nil {
 		return nil, origin, false, e
 	}
 
@@ -334,14 +327,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 		defer cancelWait()
 		// A request that passed the checks above just as an earlier
 		// call-back for this token ended must not call back again.
-		if seen, err := v.replay.Seen(waitCtx, key); err != nil {
-			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
-		} else if seen {
-			return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
-		}
-		if reason, ok, err := v.negative.Get(waitCtx, negKey); err == nil && ok {
-			e := rejected(origin, reason)
-			e.Detail += " (answer cached)"
+		if e := v.remembered(waitCtx, origin, key, negKey); e != nil {
 			return nil, e
 		}
 		release, lerr := v.limits.acquire(waitCtx, origin, v.now())
@@ -375,7 +361,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 		}
 		if !first {
-			return nil, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+			return nil, replayed(origin)
 		}
 		return &claim{res: res}, nil
 	})
@@ -384,7 +370,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 	}
 	c := shared.(*claim)
 	if !c.taken.CompareAndSwap(false, true) {
-		return nil, origin, called, newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
+		return nil, origin, called, replayed(origin)
 	}
 	return c.res, origin, called, nil
 }
@@ -394,6 +380,28 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request) (res *Result, or
 type claim struct {
 	res   *Result
 	taken atomic.Bool
+}
+
+// remembered answers a token from memory, without a call-back: replayed if
+// it was accepted before, the cached reason if its origin rejected it, or
+// unverified if the replay store failed. It returns nil when a call-back is
+// needed. The negative cache is an optimisation: its errors count as a miss.
+func (v *Verifier) remembered(ctx context.Context, origin, key, negKey string) *Error {
+	if seen, err := v.replay.Seen(ctx, key); err != nil {
+		return newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+	} else if seen {
+		return replayed(origin)
+	}
+	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
+		e := rejected(origin, reason)
+		e.Detail += " (answer cached)"
+		return e
+	}
+	return nil
+}
+
+func replayed(origin string) *Error {
+	return newError(ErrReplayed, "token-replayed", origin, "a token is accepted only once; issue a new one per request", nil)
 }
 
 // checkBrowserOrigin enforces that a browser's Origin header, when sent,

@@ -3,7 +3,6 @@ package wire
 import (
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -196,15 +195,6 @@ func AudienceOf(u *url.URL) (string, error) {
 		return "", fmt.Errorf("%w: no URL", ErrOrigin)
 	}
 	return NormalizeOrigin(u.Scheme + "://" + u.Host)
-}
-
-// SplitHostPort is net.SplitHostPort with the default https port filled in.
-func SplitHostPort(origin string) (host, port string) {
-	hp := strings.TrimPrefix(origin, "https://")
-	if h, p, err := net.SplitHostPort(hp); err == nil {
-		return h, p
-	}
-	return strings.Trim(hp, "[]"), "443"
 }
 
 // isCanonicalDNSOrigin reports, without allocating, whether s is already the
