@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
@@ -43,7 +44,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	id := wire.Once(r.Header, wire.HeaderID)
-	if err := wire.Verify(s.keys, wire.Request, id, wire.Once(r.Header, wire.HeaderTimestamp), wire.Once(r.Header, wire.HeaderSignature), body, now); err != nil {
+	api, err := s.authenticate(id, wire.Once(r.Header, wire.HeaderTimestamp), wire.Once(r.Header, wire.HeaderSignature), body, now)
+	if err != nil {
 		reason := "bad-signature"
 		switch {
 		case errors.Is(err, wire.ErrTimestamp):
@@ -63,11 +65,14 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if req.Type == wire.TypeProbe {
-		s.answerProbe(w, r, id, body)
+		s.answerProbe(w, r, api, id, body)
 		return
 	}
 	if err := req.Check(); err != nil {
 		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
+		return
+	}
+	if !s.audienceSigned(w, r, api, req.Audience) {
 		return
 	}
 
@@ -107,12 +112,42 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("audience", req.Audience), slog.String("result", resp.Result),
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
-	s.writeSigned(w, id, resp.AppendJSON(make([]byte, 0, 512)))
+	s.writeSigned(w, api, id, resp.AppendJSON(make([]byte, 0, 512)))
+}
+
+// authenticate verifies a confirmation request's signature with the secrets
+// of each API in turn and returns the API whose secrets verify it. The id
+// and timestamp checks do not depend on the secrets, so their errors are
+// final at the first API.
+func (s *Site) authenticate(id, ts, sig string, body []byte, now time.Time) (*apiKeys, error) {
+	var err error
+	for _, a := range s.apis {
+		if err = wire.Verify(a.keys, wire.Request, id, ts, sig, body, now); err == nil || !errors.Is(err, wire.ErrSignature) {
+			return a, err
+		}
+	}
+	return nil, err
+}
+
+// audienceSigned checks that a request names as its audience the API whose
+// secrets signed it; if not it answers 401 bad-signature, unsigned, and
+// consumes nothing. Without it API A could ask about, and burn, tokens
+// issued for API B.
+func (s *Site) audienceSigned(w http.ResponseWriter, r *http.Request, api *apiKeys, audience string) bool {
+	if audience == api.audience {
+		return true
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: confirmation request for another API's audience",
+		slog.String("signed_by", api.audience), slog.String("audience", audience))
+	w.Header().Set("WWW-Authenticate", `DomainConfirm-Signature error="bad-signature"`)
+	wire.WriteProblem(w, http.StatusUnauthorized, "bad-signature", "Confirmation request not authenticated",
+		"signed with the secrets of another API than its audience")
+	return false
 }
 
 // answerProbe answers a registration probe with one proof per secret, so the
 // API can tell the site holds them (and which) before it relies on them.
-func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, id string, body []byte) {
+func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, api *apiKeys, id string, body []byte) {
 	var req wire.ProbeRequest
 	if err := wire.Decode(body, &req); err != nil {
 		wire.WriteProblem(w, http.StatusBadRequest, "malformed-message", "Malformed message", err.Error())
@@ -127,8 +162,11 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, id string, bo
 			"this confirmation URL answers for "+s.origin)
 		return
 	}
+	if !s.audienceSigned(w, r, api, req.Audience) {
+		return
+	}
 	resp := wire.ProbeResponse{Version: 1, Type: wire.TypeProbe, Challenge: req.Challenge}
-	for _, k := range s.keys {
+	for _, k := range api.keys {
 		resp.Proofs = append(resp.Proofs, wire.ProbeProof(k, req.Challenge))
 	}
 	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: probe answered", slog.String("audience", req.Audience))
@@ -137,12 +175,12 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, id string, bo
 		wire.WriteProblem(w, http.StatusInternalServerError, "internal-error", "Internal error", "")
 		return
 	}
-	s.writeSigned(w, id, out)
+	s.writeSigned(w, api, id, out)
 }
 
 // writeSigned writes a 200 JSON answer signed in the response direction
-// under the request's message id.
-func (s *Site) writeSigned(w http.ResponseWriter, id string, out []byte) {
+// under the request's message id, with the secrets of the API that asked.
+func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
@@ -150,7 +188,7 @@ func (s *Site) writeSigned(w http.ResponseWriter, id string, out []byte) {
 	ts := s.now().Unix()
 	h.Set(wire.HeaderID, id)
 	h.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(wire.HeaderSignature, wire.Sign(s.keys, wire.Response, id, ts, out))
+	h.Set(wire.HeaderSignature, wire.Sign(api.keys, wire.Response, id, ts, out))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }

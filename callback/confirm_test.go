@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
@@ -70,7 +71,7 @@ func TestConfirmRejections(t *testing.T) {
 	}{
 		{
 			name:   "unknown token",
-			mutate: func(cr *wire.ConfirmRequest) { cr.TokenSHA256 = wire.TokenHash(wire.NewToken()) },
+			mutate: func(cr *wire.ConfirmRequest) { cr.TokenSHA256 = wire.TokenHash(sitetest.ForgedToken()) },
 			reason: wire.ReasonUnknownToken,
 			other:  true,
 		},
@@ -425,7 +426,7 @@ func TestConfirmRotation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, &callback.Config{Secrets: []string{oldSecret, newSecret}})
+			f := newFixture(t, &callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{oldSecret, newSecret}}}})
 			token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
 			cr := confirmRequest(token, orderRequest.info())
 			w, id := f.post(t, marshal(t, cr), signing{keys: tt.keys})
@@ -444,14 +445,14 @@ func TestConfirmRotation(t *testing.T) {
 	}
 
 	t.Run("a secret that is not configured is refused", func(t *testing.T) {
-		f := newFixture(t, &callback.Config{Secrets: []string{oldSecret, newSecret}})
+		f := newFixture(t, &callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{oldSecret, newSecret}}}})
 		token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
 		w, _ := f.post(t, marshal(t, confirmRequest(token, orderRequest.info())), signing{keys: strangerKeys})
 		problem(t, w, http.StatusUnauthorized, "bad-signature")
 	})
 
 	t.Run("the old secret removed", func(t *testing.T) {
-		f := newFixture(t, &callback.Config{Secrets: []string{newSecret}})
+		f := newFixture(t, &callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{newSecret}}}})
 		token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
 		w, _ := f.post(t, marshal(t, confirmRequest(token, orderRequest.info())), signing{keys: oldKeys})
 		problem(t, w, http.StatusUnauthorized, "bad-signature")
@@ -504,7 +505,7 @@ func TestConfirmStoreError(t *testing.T) {
 func TestConfirmCorruptRecord(t *testing.T) {
 	store := callback.NewMemoryStore()
 	f := newFixture(t, &callback.Config{Store: store})
-	token := wire.NewToken()
+	token := sitetest.ForgedToken()
 	require.NoError(t, store.Put(context.Background(), wire.TokenHash(token), []byte("not json"), time.Minute))
 	requireRejected(t, f.confirm(t, confirmRequest(token, orderRequest.info())), wire.ReasonUnknownToken)
 }
@@ -562,8 +563,11 @@ func TestConfirmLogsNoSecrets(t *testing.T) {
 	var buf syncBuffer
 	secret := callback.GenerateSecret()
 	f := newFixture(t, &callback.Config{
-		Secrets: []string{secret},
-		Logger:  slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		APIs: []callback.API{
+			{Audience: apiOrigin, Secrets: []string{secret}},
+			{Audience: "https://other-api.example", Secrets: []string{callback.GenerateSecret()}},
+		},
+		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 
 	var tokens []string

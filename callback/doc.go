@@ -16,7 +16,11 @@
 //
 // # Tokens
 //
-// A token is 256 random bits, valid once and briefly: [DefaultTTL] (60 s) unless
+// A token is 128 random bits, with its kind, its times and (for an action
+// token) its label, and a MAC under a key derived from the secret this site
+// shares with that one API, so that the API refuses forged tokens, and tokens
+// meant for another API or another request, on its own, without calling the
+// site back (PROTOCOL.md §3). It is valid once and briefly: [DefaultTTL] (60 s) unless
 // [Config].TTL or [IssueOptions].TTL say otherwise, never more than [MaxTTL]
 // (5 min). The site keeps it in its [Store] under its SHA-256, never in the
 // clear. The first validly signed confirmation request for a token takes it
@@ -58,8 +62,8 @@
 // confirmation URL registered with the API:
 //
 //	site, err := callback.New(callback.Config{
-//		Origin:  "https://shop.example",
-//		Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")},
+//		Origin: "https://shop.example",
+//		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")}}},
 //	})
 //	if err != nil {
 //		log.Fatal(err)
@@ -125,8 +129,8 @@
 // on Redis (Redis Cluster included), one GETDEL per confirmation:
 //
 //	site, err := callback.New(callback.Config{
-//		Origin: "https://shop.example", Secrets: secrets,
-//		Store: redisstore.New(rdb),
+//		Origin: "https://shop.example", APIs: apis,
+//		Store:  redisstore.New(rdb),
 //	})
 //
 // # Secrets and rotation
@@ -139,11 +143,19 @@
 // from the receiver's clock is refused (keep both clocks on NTP). Requests
 // that are not validly signed get 401 and consume nothing.
 //
-// [Config].Secrets lists every secret valid at once. To rotate, add the new
-// secret to the Site and to the API's registration, then, once both sides
-// have it, remove the old one from both. While both are configured the Site
-// accepts requests signed with either and signs each answer with all of them,
-// so the two sides never need to change at the same moment.
+// Each [API] of [Config].APIs has secrets of its own: a site that calls
+// several APIs never shares a secret between two of them (New refuses it),
+// so API A can neither mint nor check a token for API B, and a confirmation
+// request is answered only for the API whose secrets signed it.
+//
+// [API].Secrets lists every secret valid at once for that API; tokens are
+// MACed with the first. To rotate, add the new secret last, here and in the
+// API's registration; once the API has it, move it first (the Site now
+// issues with it); five minutes later, when the last token issued with the
+// old one has expired, remove the old one from both. While both are
+// configured the Site accepts requests signed with either and signs each
+// answer with all of them, so the two sides never need to change at the same
+// moment.
 //
 // # Logging
 //

@@ -3,6 +3,7 @@ package callback_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -31,8 +32,8 @@ func ExampleNew() {
 	secret := callback.GenerateSecret()
 
 	site, err := callback.New(callback.Config{
-		Origin:  "https://Shop.Example:443", // normalized
-		Secrets: []string{secret},
+		Origin: "https://Shop.Example:443", // normalized
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{secret}}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -40,7 +41,7 @@ func ExampleNew() {
 	fmt.Println(site.Origin())
 
 	// Configuration is checked once, here, not at request time.
-	_, err = callback.New(callback.Config{Origin: "http://shop.example", Secrets: []string{secret}})
+	_, err = callback.New(callback.Config{Origin: "http://shop.example", APIs: []callback.API{{Audience: "https://api.example", Secrets: []string{secret}}}})
 	fmt.Println(err)
 	// Output:
 	// https://shop.example
@@ -49,8 +50,8 @@ func ExampleNew() {
 
 func ExampleSite_ServeHTTP() {
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{callback.GenerateSecret()},
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{callback.GenerateSecret()}}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -71,8 +72,8 @@ func ExampleSite_ServeHTTP() {
 
 func ExampleSite_IssueForAction() {
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{callback.GenerateSecret()},
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{callback.GenerateSecret()}}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -106,8 +107,8 @@ func ExampleSite_IssueForAction() {
 
 func ExampleSite_IssueForRequest() {
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{callback.GenerateSecret()},
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{callback.GenerateSecret()}}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -138,8 +139,8 @@ func ExampleSite_Transport() {
 	defer api.Close()
 
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{callback.GenerateSecret()},
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: api.URL, Secrets: []string{callback.GenerateSecret()}}},
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -153,18 +154,22 @@ func ExampleSite_Transport() {
 	}
 	resp.Body.Close()
 
-	// Plain http is refused before anything is sent.
+	// Plain http is refused before anything is sent, and so is an API
+	// the site holds no secrets for.
 	_, err = client.Get("http://api.example/v1/orders")
 	fmt.Println(err != nil)
+	_, err = client.Get("https://unknown-api.example/v1/orders")
+	fmt.Println(errors.Is(err, callback.ErrUnknownAudience))
 	// Output:
 	// API received: v1 https://shop.example dct_...
+	// true
 	// true
 }
 
 func ExampleSite_TokenHandler() {
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{callback.GenerateSecret()},
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{callback.GenerateSecret()}}},
 	})
 	if err != nil {
 		log.Fatal(err)

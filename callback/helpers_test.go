@@ -53,9 +53,13 @@ func (c *clock) Advance(d time.Duration) {
 type fixture struct {
 	site    *callback.Site
 	clock   *clock
-	secrets []string
-	keys    [][]byte
+	secrets []string            // of the first API
+	keys    [][]byte            // of the first API
+	keysOf  map[string][][]byte // by audience
 }
+
+// otherAudiences are APIs the default fixture's site also works with.
+var otherAudiences = []string{"https://other-api.example", "https://api.example:8443", "https://[::1]:8443"}
 
 // newFixture returns a Site for siteOrigin with one fresh secret, unless cfg
 // names other secrets. cfg may be nil.
@@ -68,16 +72,38 @@ func newFixture(t testing.TB, cfg *callback.Config) *fixture {
 	if c.Origin == "" {
 		c.Origin = siteOrigin
 	}
-	if c.Secrets == nil {
-		c.Secrets = []string{callback.GenerateSecret()}
+	if c.APIs == nil {
+		c.APIs = []callback.API{{Audience: apiOrigin, Secrets: []string{callback.GenerateSecret()}}}
+		// Other APIs the site works with, each with a secret of its own.
+		for _, a := range otherAudiences {
+			c.APIs = append(c.APIs, callback.API{Audience: a, Secrets: []string{callback.GenerateSecret()}})
+		}
 	}
 	site, err := callback.New(c)
 	require.NoError(t, err)
 	clk := &clock{t: t0}
 	callback.SetNow(site, clk.Now)
-	keys, err := wire.ParseSecrets(c.Secrets)
-	require.NoError(t, err)
-	return &fixture{site: site, clock: clk, secrets: c.Secrets, keys: keys}
+	f := &fixture{site: site, clock: clk, secrets: c.APIs[0].Secrets, keysOf: map[string][][]byte{}}
+	for _, a := range c.APIs {
+		keys, err := wire.ParseSecrets(a.Secrets)
+		require.NoError(t, err)
+		aud, err := wire.NormalizeOrigin(a.Audience)
+		require.NoError(t, err)
+		f.keysOf[aud] = keys
+	}
+	f.keys = f.keysOf[c.APIs[0].Audience]
+	return f
+}
+
+// newFixtureFor is newFixture(t, nil) for a site that also works with the
+// APIs at audiences.
+func newFixtureFor(t testing.TB, audiences ...string) *fixture {
+	t.Helper()
+	apis := []callback.API{{Audience: apiOrigin, Secrets: []string{callback.GenerateSecret()}}}
+	for _, a := range append(append([]string(nil), otherAudiences...), audiences...) {
+		apis = append(apis, callback.API{Audience: a, Secrets: []string{callback.GenerateSecret()}})
+	}
+	return newFixture(t, &callback.Config{APIs: apis})
 }
 
 // apiRequest is the API request most tests issue a request-bound token for.
@@ -163,11 +189,17 @@ func (f *fixture) post(t testing.TB, body []byte, s signing) (*httptest.Response
 	return w, id
 }
 
-// confirm sends cr signed with the API's keys and returns the checked answer.
+// confirm sends cr signed with the keys of the API that cr names as its
+// audience (the first API's if the site does not know it) and returns the
+// checked answer.
 func (f *fixture) confirm(t testing.TB, cr wire.ConfirmRequest) wire.ConfirmResponse {
 	t.Helper()
-	w, id := f.post(t, marshal(t, cr), signing{keys: f.keys})
-	return f.answer(t, w, id, cr.Challenge)
+	keys := f.keysOf[cr.Audience]
+	if keys == nil {
+		keys = f.keys
+	}
+	w, id := f.post(t, marshal(t, cr), signing{keys: keys})
+	return f.answerWith(t, w, id, cr.Challenge, keys)
 }
 
 // answer checks that w is a validly signed confirmation response to the
@@ -175,14 +207,20 @@ func (f *fixture) confirm(t testing.TB, cr wire.ConfirmRequest) wire.ConfirmResp
 // returns it.
 func (f *fixture) answer(t testing.TB, w *httptest.ResponseRecorder, id, challenge string) wire.ConfirmResponse {
 	t.Helper()
+	return f.answerWith(t, w, id, challenge, f.keys)
+}
+
+// answerWith is answer for an API holding keys.
+func (f *fixture) answerWith(t testing.TB, w *httptest.ResponseRecorder, id, challenge string, keys [][]byte) wire.ConfirmResponse {
+	t.Helper()
 	require.Equal(t, http.StatusOK, w.Code, "body: %s", w.Body)
 	require.Equal(t, "application/json", w.Header().Get("Content-Type"))
 	require.Equal(t, "no-store", w.Header().Get("Cache-Control"))
 	require.Equal(t, id, w.Header().Get(wire.HeaderID), "the answer carries the request's message id")
 	body := w.Body.Bytes()
-	require.NoError(t, wire.Verify(f.keys, wire.Response, id, w.Header().Get(wire.HeaderTimestamp), w.Header().Get(wire.HeaderSignature), body, f.clock.Now()),
+	require.NoError(t, wire.Verify(keys, wire.Response, id, w.Header().Get(wire.HeaderTimestamp), w.Header().Get(wire.HeaderSignature), body, f.clock.Now()),
 		"the answer is signed in the response direction")
-	require.Error(t, wire.Verify(f.keys, wire.Request, id, w.Header().Get(wire.HeaderTimestamp), w.Header().Get(wire.HeaderSignature), body, f.clock.Now()),
+	require.Error(t, wire.Verify(keys, wire.Request, id, w.Header().Get(wire.HeaderTimestamp), w.Header().Get(wire.HeaderSignature), body, f.clock.Now()),
 		"the answer must not verify as a request")
 	var resp wire.ConfirmResponse
 	require.NoError(t, wire.Decode(body, &resp))

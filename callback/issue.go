@@ -21,6 +21,10 @@ const MaxRequestBody = 10 << 20
 // ErrIssue reports that a token could not be issued.
 var ErrIssue = errors.New("callback: cannot issue token")
 
+// ErrUnknownAudience reports a token asked for an API that is not one of
+// Config.APIs: the site holds no secret to issue it with.
+var ErrUnknownAudience = errors.New("callback: no secrets configured for the audience")
+
 // IssueOptions are the optional parts of a token's binding.
 type IssueOptions struct {
 	// Subject, if set, is returned to the API on confirmation, for example
@@ -133,10 +137,20 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: TTL %w", ErrIssue, err)
 	}
+	api := s.byAud[b.Audience]
+	if api == nil {
+		return Token{}, fmt.Errorf("%w: %w %s", ErrIssue, ErrUnknownAudience, b.Audience)
+	}
 	now := s.now()
 	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
 	val := wire.AppendBindingRecord(make([]byte, 0, 256), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
-	t := wire.NewToken()
+	// The token carries its MAC under the first secret of this API alone,
+	// so the API can refuse forgeries before it calls back, and no other
+	// API can mint or check it.
+	t, err := wire.NewToken(api.tokenKeys[0], s.origin, &b, now, ttl)
+	if err != nil {
+		return Token{}, fmt.Errorf("%w: %w", ErrIssue, err)
+	}
 	if err := s.store.Put(ctx, s.storeKey(wire.TokenHash(t)), val, ttl); err != nil {
 		return Token{}, fmt.Errorf("%w: token store: %w", ErrIssue, err)
 	}

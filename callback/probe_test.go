@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
@@ -42,7 +43,7 @@ func (f *fixture) probeAnswer(t *testing.T, w *httptest.ResponseRecorder, id str
 
 func TestProbeAnswer(t *testing.T) {
 	s1, s2 := callback.GenerateSecret(), callback.GenerateSecret()
-	f := newFixture(t, &callback.Config{Secrets: []string{s1, s2}})
+	f := newFixture(t, &callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{s1, s2}}}})
 	keys := f.keys // keys[0] for s1, keys[1] for s2
 
 	t.Run("one proof per secret, in order, echoing the challenge", func(t *testing.T) {
@@ -82,13 +83,26 @@ func TestProbeAnswer(t *testing.T) {
 		}
 	})
 
-	t.Run("the audience is not checked", func(t *testing.T) {
-		// Any API holding a secret may probe; the proof says nothing about
-		// tokens, which stay bound to their audience.
+	t.Run("an API cannot probe for another API's audience", func(t *testing.T) {
 		pr := probeRequest()
 		pr.Audience = "https://other-api.example"
-		w, id := f.post(t, marshal(t, pr), signing{keys: keys})
-		f.probeAnswer(t, w, id, keys)
+		w, _ := f.post(t, marshal(t, pr), signing{keys: keys})
+		problem(t, w, http.StatusUnauthorized, "bad-signature")
+	})
+
+	t.Run("each API gets the proofs of its own secrets only", func(t *testing.T) {
+		other := callback.GenerateSecret()
+		g := newFixture(t, &callback.Config{APIs: []callback.API{
+			{Audience: apiOrigin, Secrets: []string{s1, s2}},
+			{Audience: "https://other-api.example", Secrets: []string{other}},
+		}})
+		pr := probeRequest()
+		pr.Audience = "https://other-api.example"
+		otherKeys := g.keysOf["https://other-api.example"]
+		w, id := g.post(t, marshal(t, pr), signing{keys: otherKeys})
+		resp := g.probeAnswer(t, w, id, otherKeys)
+		require.Len(t, resp.Proofs, 1)
+		assert.Equal(t, wire.ProbeProof(otherKeys[0], pr.Challenge), resp.Proofs[0])
 	})
 }
 
@@ -151,7 +165,7 @@ func TestProbeRefused(t *testing.T) {
 			return marshal(t, pr)
 		}},
 		{"a token hash in a probe", func(t *testing.T) []byte {
-			return withField(t, probeRequest(), "token_sha256", wire.TokenHash(wire.NewToken()))
+			return withField(t, probeRequest(), "token_sha256", wire.TokenHash(sitetest.ForgedToken()))
 		}},
 		{"an unknown member", func(t *testing.T) []byte { return withField(t, probeRequest(), "proofs", []string{"x"}) }},
 	}

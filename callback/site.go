@@ -30,16 +30,34 @@ func GenerateSecret() string { return wire.GenerateSecret() }
 // ErrConfig reports an invalid Config.
 var ErrConfig = errors.New("callback: invalid config")
 
+// API is one API this site calls: its audience and the secrets registered
+// with it for this site.
+type API struct {
+	// Audience is the API's own origin, such as "https://api.example".
+	// Required.
+	Audience string
+
+	// Secrets are the shared secrets registered with that API, 1 to 8, all
+	// valid at once. The site MACs the tokens it issues for this API with
+	// the first; it accepts confirmation requests signed with any. To
+	// rotate: add the new secret last, here and at the API; once the API
+	// holds it, move it first; once the old tokens have expired (5 min),
+	// remove the old secret from both. A secret is never shared between
+	// two APIs: each API can check, and so mint, tokens for itself only.
+	Secrets []string
+}
+
 // Config configures a Site.
 type Config struct {
-	// Origin is this site's own origin, as registered with the API, such as
-	// "https://shop.example". Required.
+	// Origin is this site's own origin, as registered with the APIs, such
+	// as "https://shop.example". Required.
 	Origin string
 
-	// Secrets are the shared secrets registered with the API. All are valid
-	// at once: to rotate, add the new secret here and at the API, then
-	// remove the old one from both. At least one is required.
-	Secrets []string
+	// APIs are the APIs this site issues tokens for, each with its own
+	// secrets. At least one is required; the one-API case is one line:
+	//
+	//	APIs: []callback.API{{Audience: "https://api.example", Secrets: []string{secret}}},
+	APIs []API
 
 	// Store keeps issued tokens. If nil, a MemoryStore is used, which only
 	// works when one process both issues and confirms.
@@ -61,11 +79,21 @@ type Config struct {
 // A Site is safe for concurrent use.
 type Site struct {
 	origin string
-	keys   [][]byte
+	apis   []*apiKeys          // in Config order
+	byAud  map[string]*apiKeys // by canonical audience
 	store  Store
 	ttl    time.Duration
 	log    *slog.Logger
 	now    func() time.Time
+}
+
+// apiKeys are the keys of one API: the secrets that sign confirmation
+// messages, and the token keys derived from them; tokens are issued with
+// the first.
+type apiKeys struct {
+	audience  string
+	keys      [][]byte
+	tokenKeys []*wire.TokenKey
 }
 
 // New validates cfg and returns a Site.
@@ -74,15 +102,41 @@ func New(cfg Config) (*Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: Origin: %w", ErrConfig, err)
 	}
-	keys, err := wire.ParseSecrets(cfg.Secrets)
-	if err != nil {
-		return nil, fmt.Errorf("%w: Secrets: %w", ErrConfig, err)
+	if len(cfg.APIs) == 0 {
+		return nil, fmt.Errorf("%w: APIs: at least one API (audience and secrets) is required", ErrConfig)
 	}
 	ttl, err := checkTTL(cfg.TTL, DefaultTTL)
 	if err != nil {
 		return nil, fmt.Errorf("%w: TTL: %w", ErrConfig, err)
 	}
-	s := &Site{origin: origin, keys: keys, store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now}
+	s := &Site{origin: origin, byAud: make(map[string]*apiKeys, len(cfg.APIs)), store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now}
+	owner := map[string]string{} // key bytes -> audience, to refuse a secret shared by two APIs
+	for i, api := range cfg.APIs {
+		aud, err := wire.NormalizeOrigin(api.Audience)
+		if err != nil {
+			return nil, fmt.Errorf("%w: APIs[%d].Audience: %w", ErrConfig, i, err)
+		}
+		if s.byAud[aud] != nil {
+			return nil, fmt.Errorf("%w: APIs[%d]: audience %s is configured twice", ErrConfig, i, aud)
+		}
+		keys, err := wire.ParseSecrets(api.Secrets)
+		if err != nil {
+			return nil, fmt.Errorf("%w: APIs[%d] (%s).Secrets: %w", ErrConfig, i, aud, err)
+		}
+		for j, k := range keys {
+			if other, ok := owner[string(k)]; ok {
+				return nil, fmt.Errorf("%w: APIs[%d] (%s).Secrets: secret %d is also configured for %s; each API needs secrets of its own", ErrConfig, i, aud, j+1, other)
+			}
+			owner[string(k)] = aud
+		}
+		tk, err := wire.DeriveTokenKeys(keys)
+		if err != nil {
+			return nil, fmt.Errorf("%w: APIs[%d] (%s).Secrets: %w", ErrConfig, i, aud, err)
+		}
+		a := &apiKeys{audience: aud, keys: keys, tokenKeys: tk}
+		s.apis = append(s.apis, a)
+		s.byAud[aud] = a
+	}
 	if s.store == nil {
 		s.store = NewMemoryStore()
 	}
@@ -94,6 +148,15 @@ func New(cfg Config) (*Site, error) {
 
 // Origin returns the site's canonical origin.
 func (s *Site) Origin() string { return s.origin }
+
+// Audiences returns the canonical audiences of Config.APIs, in order.
+func (s *Site) Audiences() []string {
+	out := make([]string, len(s.apis))
+	for i, a := range s.apis {
+		out[i] = a.audience
+	}
+	return out
+}
 
 func checkTTL(ttl, def time.Duration) (time.Duration, error) {
 	switch {

@@ -27,33 +27,39 @@ func TestNew(t *testing.T) {
 		cfg     callback.Config
 		wantErr string // "" means success
 	}{
-		{name: "minimal", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}}},
-		{name: "two secrets", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good, other}}},
-		{name: "TTL at max", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: callback.MaxTTL}},
-		{name: "TTL 1s", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: time.Second}},
+		{name: "minimal", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}},
+		{name: "two APIs", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}, {Audience: "https://other-api.example", Secrets: []string{other}}}}},
+		{name: "two secrets", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good, other}}}}},
+		{name: "TTL at max", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: callback.MaxTTL}},
+		{name: "TTL 1s", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: time.Second}},
 
-		{name: "no origin", cfg: callback.Config{Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "http origin", cfg: callback.Config{Origin: "http://shop.example", Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "origin with path", cfg: callback.Config{Origin: "https://shop.example/app", Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "origin with user info", cfg: callback.Config{Origin: "https://user@shop.example", Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "origin with query", cfg: callback.Config{Origin: "https://shop.example?x=1", Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "null origin", cfg: callback.Config{Origin: "null", Secrets: []string{good}}, wantErr: "Origin"},
-		{name: "bare host", cfg: callback.Config{Origin: "shop.example", Secrets: []string{good}}, wantErr: "Origin"},
+		{name: "no origin", cfg: callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "http origin", cfg: callback.Config{Origin: "http://shop.example", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "origin with path", cfg: callback.Config{Origin: "https://shop.example/app", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "origin with user info", cfg: callback.Config{Origin: "https://user@shop.example", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "origin with query", cfg: callback.Config{Origin: "https://shop.example?x=1", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "null origin", cfg: callback.Config{Origin: "null", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
+		{name: "bare host", cfg: callback.Config{Origin: "shop.example", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}}, wantErr: "Origin"},
 
-		{name: "nil secrets", cfg: callback.Config{Origin: siteOrigin}, wantErr: "Secrets"},
-		{name: "empty secrets", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{}}, wantErr: "Secrets"},
-		{name: "secret without prefix", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{strings.TrimPrefix(good, wire.SecretPrefix)}}, wantErr: "Secrets"},
-		{name: "secret too short", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{short}}, wantErr: "Secrets"},
-		{name: "secret not base64url", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good + "!"}}, wantErr: "Secrets"},
-		{name: "empty secret", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{""}}, wantErr: "Secrets"},
-		{name: "second secret bad", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good, "hunter2"}}, wantErr: "Secrets"},
-		{name: "duplicate secret", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good, good}}, wantErr: "duplicate"},
-		{name: "too many secrets", cfg: callback.Config{Origin: siteOrigin, Secrets: nine}, wantErr: "Secrets"},
+		{name: "no APIs", cfg: callback.Config{Origin: siteOrigin}, wantErr: "APIs"},
+		{name: "API without audience", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Secrets: []string{good}}}}, wantErr: "Audience"},
+		{name: "API with an http audience", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: "http://api.example", Secrets: []string{good}}}}, wantErr: "Audience"},
+		{name: "the same audience twice", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}, {Audience: "https://API.example:443", Secrets: []string{other}}}}, wantErr: "configured twice"},
+		{name: "one secret for two APIs", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}, {Audience: "https://other-api.example", Secrets: []string{other, good}}}}, wantErr: "also configured for https://api.example"},
+		{name: "API without secrets", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin}}}, wantErr: "Secrets"},
+		{name: "empty secrets", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{}}}}, wantErr: "Secrets"},
+		{name: "secret without prefix", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{strings.TrimPrefix(good, wire.SecretPrefix)}}}}, wantErr: "Secrets"},
+		{name: "secret too short", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{short}}}}, wantErr: "Secrets"},
+		{name: "secret not base64url", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good + "!"}}}}, wantErr: "Secrets"},
+		{name: "empty secret", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{""}}}}, wantErr: "Secrets"},
+		{name: "second secret bad", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good, "hunter2"}}}}, wantErr: "Secrets"},
+		{name: "duplicate secret", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good, good}}}}, wantErr: "duplicate"},
+		{name: "too many secrets", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: nine}}}, wantErr: "Secrets"},
 
-		{name: "negative TTL", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: -time.Second}, wantErr: "TTL"},
-		{name: "TTL under 1s", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: 500 * time.Millisecond}, wantErr: "TTL"},
-		{name: "TTL over max", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: callback.MaxTTL + time.Second}, wantErr: "TTL"},
-		{name: "TTL an hour", cfg: callback.Config{Origin: siteOrigin, Secrets: []string{good}, TTL: time.Hour}, wantErr: "TTL"},
+		{name: "negative TTL", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: -time.Second}, wantErr: "TTL"},
+		{name: "TTL under 1s", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: 500 * time.Millisecond}, wantErr: "TTL"},
+		{name: "TTL over max", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: callback.MaxTTL + time.Second}, wantErr: "TTL"},
+		{name: "TTL an hour", cfg: callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{good}}}, TTL: time.Hour}, wantErr: "TTL"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,9 +74,11 @@ func TestNew(t *testing.T) {
 			require.ErrorIs(t, err, callback.ErrConfig)
 			require.Contains(t, err.Error(), tt.wantErr)
 			require.True(t, strings.HasPrefix(err.Error(), "callback: "), "error %q is not prefixed with the package name", err)
-			for _, s := range tt.cfg.Secrets {
-				if s != "" {
-					require.NotContains(t, err.Error(), s, "an error must never contain a secret")
+			for _, api := range tt.cfg.APIs {
+				for _, s := range api.Secrets {
+					if s != "" {
+						require.NotContains(t, err.Error(), s, "an error must never contain a secret")
+					}
 				}
 			}
 		})
@@ -80,13 +88,13 @@ func TestNew(t *testing.T) {
 func TestNewNormalizesOrigin(t *testing.T) {
 	for _, in := range []string{"https://shop.example", "https://Shop.Example", "https://shop.example:443", "https://SHOP.example:443/", "HTTPS://shop.example"} {
 		t.Run(in, func(t *testing.T) {
-			site, err := callback.New(callback.Config{Origin: in, Secrets: []string{callback.GenerateSecret()}})
+			site, err := callback.New(callback.Config{Origin: in, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{callback.GenerateSecret()}}}})
 			require.NoError(t, err)
 			require.Equal(t, siteOrigin, site.Origin())
 		})
 	}
 	t.Run("non-default port kept", func(t *testing.T) {
-		site, err := callback.New(callback.Config{Origin: "https://shop.example:8443", Secrets: []string{callback.GenerateSecret()}})
+		site, err := callback.New(callback.Config{Origin: "https://shop.example:8443", APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{callback.GenerateSecret()}}}})
 		require.NoError(t, err)
 		require.Equal(t, "https://shop.example:8443", site.Origin())
 	})
@@ -124,7 +132,7 @@ func TestGenerateSecret(t *testing.T) {
 		require.Len(t, key, wire.MinSecretBytes)
 	}
 	// Two generated secrets always make a valid rotation set.
-	_, err := callback.New(callback.Config{Origin: siteOrigin, Secrets: []string{a, b}})
+	_, err := callback.New(callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{a, b}}}})
 	require.NoError(t, err)
 }
 

@@ -11,20 +11,21 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
 func TestMemoryStorePutTake(t *testing.T) {
 	ctx := context.Background()
 	m := callback.NewMemoryStore()
-	key := wire.TokenHash(wire.NewToken())
+	key := wire.TokenHash(sitetest.ForgedToken())
 
 	tests := []struct {
 		name string
 		run  func(t *testing.T)
 	}{
 		{"take of a key never put", func(t *testing.T) {
-			v, ok, err := m.Take(ctx, wire.TokenHash(wire.NewToken()))
+			v, ok, err := m.Take(ctx, wire.TokenHash(sitetest.ForgedToken()))
 			require.NoError(t, err)
 			require.False(t, ok)
 			require.Nil(t, v)
@@ -43,7 +44,7 @@ func TestMemoryStorePutTake(t *testing.T) {
 			require.Nil(t, v)
 		}},
 		{"keys are independent", func(t *testing.T) {
-			a, b := wire.TokenHash(wire.NewToken()), wire.TokenHash(wire.NewToken())
+			a, b := wire.TokenHash(sitetest.ForgedToken()), wire.TokenHash(sitetest.ForgedToken())
 			require.NoError(t, m.Put(ctx, a, []byte("a"), time.Hour))
 			require.NoError(t, m.Put(ctx, b, []byte("b"), time.Hour))
 			v, ok, err := m.Take(ctx, b)
@@ -82,7 +83,7 @@ func TestMemoryStoreTakeIsAtomic(t *testing.T) {
 	}
 	results := make([]result, rounds)
 	for i := range results {
-		key := wire.TokenHash(wire.NewToken())
+		key := wire.TokenHash(sitetest.ForgedToken())
 		require.NoError(t, m.Put(ctx, key, payload, time.Hour))
 		var mu sync.Mutex
 		start := make(chan struct{})
@@ -126,7 +127,7 @@ func TestMemoryStoreExpiry(t *testing.T) {
 		t.Run(fmt.Sprint(ttl), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx := context.Background()
-				key := wire.TokenHash(wire.NewToken())
+				key := wire.TokenHash(sitetest.ForgedToken())
 				require.NoError(t, m.Put(ctx, key, []byte("record"), ttl))
 				time.Sleep(ttl + time.Nanosecond) // moves the bubble's clock
 				v, ok, err := m.Take(ctx, key)
@@ -151,7 +152,7 @@ func TestMemoryStoreIsDefault(t *testing.T) {
 func TestSharedStoreKeepsSitesApart(t *testing.T) {
 	shared := callback.NewMemoryStore()
 	a := newFixture(t, &callback.Config{Store: shared})
-	b := newFixture(t, &callback.Config{Origin: "https://b.example", Store: shared, Secrets: a.secrets})
+	b := newFixture(t, &callback.Config{Origin: "https://b.example", Store: shared, APIs: []callback.API{{Audience: apiOrigin, Secrets: a.secrets}}})
 	token := b.issueForRequest(t, orderRequest, callback.IssueOptions{Subject: "admin"})
 
 	requireRejected(t, a.confirm(t, confirmRequest(token, orderRequest.info())), wire.ReasonUnknownToken)

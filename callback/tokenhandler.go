@@ -21,8 +21,9 @@ var ErrRefused = errors.New("callback: token refused")
 // TokenHandlerConfig configures the handler the site's own pages call to get
 // an action token.
 type TokenHandlerConfig struct {
-	// Audiences lists the APIs (https origins) pages may get tokens for.
-	// Required: a page can only ask for a token for one of these.
+	// Audiences lists the APIs (https origins) pages may get tokens for,
+	// each one of the Site's Config.APIs. Required: a page can only ask for
+	// a token for one of these.
 	Audiences []string
 
 	// Authorize decides who may have a token: for example a signed-in
@@ -66,6 +67,9 @@ func (s *Site) TokenHandler(cfg TokenHandlerConfig) (http.Handler, error) {
 		n, err := wire.NormalizeOrigin(a)
 		if err != nil {
 			return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences: %w", ErrConfig, err)
+		}
+		if s.byAud[n] == nil {
+			return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences: %s is not one of the Site's APIs", ErrConfig, n)
 		}
 		allowed[n] = true
 	}

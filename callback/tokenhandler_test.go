@@ -25,13 +25,14 @@ func TestTokenHandlerConfig(t *testing.T) {
 		wantErr string
 	}{
 		{"valid", callback.TokenHandlerConfig{Audiences: []string{apiOrigin}, Authorize: allowAll}, ""},
-		{"several audiences, not canonical", callback.TokenHandlerConfig{Audiences: []string{"https://API.example:443", "https://other.example:8443/"}, Authorize: allowAll}, ""},
+		{"several audiences, not canonical", callback.TokenHandlerConfig{Audiences: []string{"https://API.example:443", "https://api.example:8443/"}, Authorize: allowAll}, ""},
 		{"TTL", callback.TokenHandlerConfig{Audiences: []string{apiOrigin}, Authorize: allowAll, TTL: 30 * time.Second}, ""},
 		{"nil Authorize", callback.TokenHandlerConfig{Audiences: []string{apiOrigin}}, "Authorize"},
 		{"nil Audiences", callback.TokenHandlerConfig{Authorize: allowAll}, "Audiences"},
 		{"empty Audiences", callback.TokenHandlerConfig{Audiences: []string{}, Authorize: allowAll}, "Audiences"},
 		{"http audience", callback.TokenHandlerConfig{Audiences: []string{"http://api.example"}, Authorize: allowAll}, "Audiences"},
 		{"audience with path", callback.TokenHandlerConfig{Audiences: []string{apiOrigin + "/v1"}, Authorize: allowAll}, "Audiences"},
+		{"an audience the Site has no secrets for", callback.TokenHandlerConfig{Audiences: []string{apiOrigin, "https://unknown-api.example"}, Authorize: allowAll}, "not one of the Site's APIs"},
 		{"one bad audience of two", callback.TokenHandlerConfig{Audiences: []string{apiOrigin, "*"}, Authorize: allowAll}, "Audiences"},
 		{"TTL over max", callback.TokenHandlerConfig{Audiences: []string{apiOrigin}, Authorize: allowAll, TTL: time.Hour}, "TTL"},
 		{"TTL negative", callback.TokenHandlerConfig{Audiences: []string{apiOrigin}, Authorize: allowAll, TTL: -time.Second}, "TTL"},

@@ -85,8 +85,8 @@ func (f *fixture) confirmSeen(t *testing.T, audience string, s seen) wire.Confir
 }
 
 func TestTransport(t *testing.T) {
-	f := newFixture(t, nil)
 	api := newFakeAPI(t)
+	f := newFixtureFor(t, api.audience)
 	client := &http.Client{Transport: f.site.Transport(api.srv.Client().Transport)}
 
 	tests := []struct {
@@ -163,8 +163,8 @@ func TestTransport(t *testing.T) {
 // A redirect is a new request: the client asks the Transport again and the
 // new request gets its own token, bound to where it goes.
 func TestTransportRedirect(t *testing.T) {
-	f := newFixture(t, nil)
 	api := newFakeAPI(t)
+	f := newFixtureFor(t, api.audience)
 	client := &http.Client{Transport: f.site.Transport(api.srv.Client().Transport)}
 
 	resp, err := client.Post(api.srv.URL+"/old", "application/json", strings.NewReader(`{"item":42}`))

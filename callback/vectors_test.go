@@ -38,8 +38,11 @@ type handlerVector struct {
 
 type siteHandlerVectors struct {
 	Site struct {
-		Origin  string   `json:"origin"`
-		Secrets []string `json:"secrets"`
+		Origin string `json:"origin"`
+		APIs   []struct {
+			Audience string   `json:"audience"`
+			Secrets  []string `json:"secrets"`
+		} `json:"apis"`
 	} `json:"site"`
 	Now          int64           `json:"now"`
 	Confirmation []handlerVector `json:"confirmation"`
@@ -109,6 +112,15 @@ func checkHandlerVector(t *testing.T, w *httptest.ResponseRecorder, v handlerVec
 	}
 }
 
+// siteConfig is the Config of the site the vectors describe.
+func (f *siteHandlerVectors) siteConfig() callback.Config {
+	cfg := callback.Config{Origin: f.Site.Origin}
+	for _, a := range f.Site.APIs {
+		cfg.APIs = append(cfg.APIs, callback.API{Audience: a.Audience, Secrets: a.Secrets})
+	}
+	return cfg
+}
+
 func TestSiteHandlerVectors(t *testing.T) {
 	var f siteHandlerVectors
 	readVectorFile(t, "site_handler.json", &f)
@@ -117,14 +129,14 @@ func TestSiteHandlerVectors(t *testing.T) {
 	now := func() time.Time { return time.Unix(f.Now, 0) }
 
 	for _, v := range f.Confirmation {
-		site, err := callback.New(callback.Config{Origin: f.Site.Origin, Secrets: f.Site.Secrets})
+		site, err := callback.New(f.siteConfig())
 		require.NoError(t, err)
 		callback.SetNow(site, now)
 		checkHandlerVector(t, serveVector(site, v), v)
 	}
 
 	for _, v := range f.TokenHandler.Vectors {
-		site, err := callback.New(callback.Config{Origin: f.Site.Origin, Secrets: f.Site.Secrets})
+		site, err := callback.New(f.siteConfig())
 		require.NoError(t, err)
 		callback.SetNow(site, now)
 		h, err := site.TokenHandler(callback.TokenHandlerConfig{
@@ -151,10 +163,23 @@ func TestSiteHandlerVectors(t *testing.T) {
 				ExpiresAt int64  `json:"expires_at"`
 			}
 			require.NoError(t, json.Unmarshal(w.Body.Bytes(), &ans))
-			origin, _, err := wire.ParseHeader(ans.Header)
+			origin, token, err := wire.ParseHeader(ans.Header)
 			require.NoError(t, err, v.Note)
 			assert.Equal(t, f.Site.Origin, origin, v.Note)
 			assert.Equal(t, f.Now+int64(f.TokenHandler.TTLSeconds), ans.ExpiresAt, v.Note)
+			// An action token MACed with the first secret of the audience.
+			var req struct{ Audience, Action string }
+			require.NoError(t, json.Unmarshal([]byte(v.Body), &req))
+			aud, err := wire.NormalizeOrigin(req.Audience)
+			require.NoError(t, err)
+			key, err := wire.ParseSecret(f.Site.APIs[0].Secrets[0])
+			require.NoError(t, err)
+			require.Equal(t, f.Site.APIs[0].Audience, aud, "the token handler vectors ask for the first API")
+			p, err := wire.ParseToken(token)
+			require.NoError(t, err, v.Note)
+			assert.NoError(t, p.Check([]*wire.TokenKey{wire.DeriveTokenKey(key)}, origin, aud, nil), v.Note)
+			assert.Equal(t, req.Action, p.Action(), v.Note)
+			assert.Equal(t, ans.ExpiresAt, p.ExpiresAt(), v.Note)
 		}
 	}
 }
@@ -164,7 +189,7 @@ func TestProbeVectors(t *testing.T) {
 	readVectorFile(t, "probes.json", &f)
 	require.NotEmpty(t, f.Exchanges)
 	for _, x := range f.Exchanges {
-		site, err := callback.New(callback.Config{Origin: x.SiteOrigin, Secrets: x.SiteSecrets})
+		site, err := callback.New(callback.Config{Origin: x.SiteOrigin, APIs: []callback.API{{Audience: apiOrigin, Secrets: x.SiteSecrets}}})
 		require.NoError(t, err)
 		// The site answers one second after the verifier signed.
 		callback.SetNow(site, func() time.Time { return time.Unix(x.Now+1, 0) })

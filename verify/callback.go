@@ -24,7 +24,7 @@ import (
 // confirm makes one call-back: it POSTs a signed confirmation request to the
 // registered URL and checks the signed answer. Any answer it cannot fully
 // validate is unverified, never confirmed.
-func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, ri wire.RequestInfo) (*Result, error) {
+func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, tok *wire.ParsedToken, ri wire.RequestInfo) (*Result, error) {
 	challenge := wire.NewChallenge()
 	msg := wire.ConfirmRequest{
 		Version: 1, Type: wire.TypeConfirm,
@@ -38,7 +38,7 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 	if x.err != nil {
 		err = x.err
 	} else {
-		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, ri)
+		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, tok, ri)
 	}
 	if v.logOn {
 		outcome, reason, detail := OutcomeConfirmed, "", ""
@@ -183,7 +183,7 @@ func classifyDialError(err error) (reason, detail string) {
 
 // checkConfirmation validates a signed confirmation answer against the
 // request it answers.
-func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string, ri wire.RequestInfo) (*Result, error) {
+func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string, tok *wire.ParsedToken, ri wire.RequestInfo) (*Result, error) {
 	unverified := func(reason, detail string) error {
 		return newError(ErrUnverified, reason, origin, detail, nil)
 	}
@@ -207,6 +207,10 @@ func (v *Verifier) checkConfirmation(origin string, raw []byte, challenge string
 		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another audience")
 	case b.Kind == wire.KindRequest && !b.Matches(ri):
 		return nil, unverified("inconsistent-answer", "the origin confirmed a token bound to another request")
+	case b.Kind != tok.Kind() || b.Kind == wire.KindAction && !tok.HasAction(b.Action):
+		// The token names its kind and label under its MAC: the site's
+		// record must say the same.
+		return nil, unverified("inconsistent-answer", "the origin confirmed another kind or action label than the token names")
 	case now.Add(-wire.Tolerance).Unix() > ans.ExpiresAt:
 		return nil, unverified("inconsistent-answer", "the origin confirmed an expired token")
 	case ans.IssuedAt > now.Add(wire.Tolerance).Unix():

@@ -41,7 +41,8 @@ func TestConfirmationRequest(t *testing.T) {
 	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 
-	header := forged(fake.Origin)
+	// Tokens that pass the verifier's own checks, so that it calls back.
+	header := unissued(secret, fake.Origin)
 	token := tokenOf(header)
 	present := func(h string) error {
 		_, err := v.Verify(t.Context(), apiRequest(http.MethodPatch, "/v1/items/9?dry=1", `{"n":2}`, h))
@@ -49,11 +50,12 @@ func TestConfirmationRequest(t *testing.T) {
 	}
 	require.NoError(t, present(header))
 	require.ErrorIs(t, present(header), verify.ErrReplayed, "a replay costs no call-back")
-	require.NoError(t, present(forged(fake.Origin)))
+	require.NoError(t, present(unissued(secret, fake.Origin)))
+	requireError(t, present(forged(fake.Origin)), verify.ErrInvalidToken, "forged-token")
 
 	mu.Lock()
 	defer mu.Unlock()
-	require.Len(t, got, 2)
+	require.Len(t, got, 2, "a replay and a forgery cost no call-back")
 	for i, req := range got {
 		r := req.HTTP
 		assert.Equal(t, http.MethodPost, r.Method)
@@ -107,7 +109,7 @@ func TestCallerClientNeverFollowsRedirects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, Client: tt.client, RootCAs: pool, UnsafeAllowPrivateAddresses: true})
 			require.NoError(t, err)
-			_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(fake.Origin)))
+			_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, fake.Origin)))
 			requireError(t, err, verify.ErrUnverified, "callback-redirect")
 			assert.Zero(t, target.Calls(), "the redirect target was called")
 			assert.False(t, followed, "the caller's CheckRedirect was consulted")
@@ -136,10 +138,12 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// TestLogging: one record per call-back, none for requests decided without
-// one, and never a token or a secret.
+// TestLogging: one INFO record per call-back, one DEBUG record per token
+// the verifier refuses itself (a flood of forgeries must not become a flood
+// of log lines at INFO), none for other requests decided without a
+// call-back, and never a token or a secret.
 func TestLogging(t *testing.T) {
-	var buf syncBuffer
+	var buf, infoBuf syncBuffer
 	f := newFixture(t, nil)
 	fake := sitetest.NewFake(t, func(w http.ResponseWriter, req *sitetest.Request) {
 		switch req.Confirm.Request.Path {
@@ -150,26 +154,33 @@ func TestLogging(t *testing.T) {
 		}
 	})
 	require.NoError(t, f.reg.Add(fake.Origin, "", f.secret))
-	v, err := verify.New(verify.Config{
-		Audience: apiOrigin, Registry: f.reg, RootCAs: sitetest.Pool(f.srv, fake), UnsafeAllowPrivateAddresses: true,
-		Logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	require.NoError(t, err)
+	newVerifier := func(w *syncBuffer, level slog.Level) *verify.Verifier {
+		v, err := verify.New(verify.Config{
+			Audience: apiOrigin, Registry: f.reg, RootCAs: sitetest.Pool(f.srv, fake), UnsafeAllowPrivateAddresses: true,
+			Logger: slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level})),
+		})
+		require.NoError(t, err)
+		return v
+	}
+	v := newVerifier(&buf, slog.LevelDebug)
 
+	const callbackMsg, refusedMsg = "domainconfirm: call-back", "domainconfirm: token refused without a call-back"
 	confirmed := f.action(t, apiOrigin, "report", "user-9")
-	rejected := forged(f.srv.Origin)
-	unsigned, failing := forged(fake.Origin), forged(fake.Origin)
+	rejected := unissued(f.secret, f.srv.Origin)
+	unsigned, failing := unissued(f.secret, fake.Origin), unissued(f.secret, fake.Origin)
+	forgery := forged(f.srv.Origin)
 	steps := []struct {
 		path, header string
 		record       map[string]any // nil: no record
 	}{
-		{"/", confirmed, map[string]any{"origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "confirmed", "reason": ""}},
+		{"/", confirmed, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "confirmed", "reason": ""}},
 		{"/", confirmed, nil}, // replayed
-		{"/", rejected, map[string]any{"origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "rejected", "reason": wire.ReasonUnknownToken}},
+		{"/", rejected, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "rejected", "reason": wire.ReasonUnknownToken}},
 		{"/", rejected, nil}, // negative cache
 		{"/", "", nil},       // missing header
-		{"/unsigned", unsigned, map[string]any{"origin": fake.Origin, "url": fake.URL, "status": 200.0, "outcome": "unverified", "reason": "bad-signature"}},
-		{"/failing", failing, map[string]any{"origin": fake.Origin, "url": fake.URL, "status": 500.0, "outcome": "unverified", "reason": "callback-status"}},
+		{"/", forgery, map[string]any{"level": "DEBUG", "msg": refusedMsg, "origin": f.srv.Origin, "reason": "forged-token"}},
+		{"/unsigned", unsigned, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 200.0, "outcome": "unverified", "reason": "bad-signature"}},
+		{"/failing", failing, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 500.0, "outcome": "unverified", "reason": "callback-status"}},
 	}
 	var want []map[string]any
 	for _, s := range steps {
@@ -185,17 +196,26 @@ func TestLogging(t *testing.T) {
 	for i, line := range lines {
 		var rec map[string]any
 		require.NoError(t, json.Unmarshal([]byte(line), &rec), line)
-		assert.Equal(t, "INFO", rec["level"])
-		assert.Equal(t, "domainconfirm: call-back", rec["msg"])
-		assert.Contains(t, rec, "duration")
+		if rec["msg"] == callbackMsg {
+			assert.Contains(t, rec, "duration")
+		}
 		for k, w := range want[i] {
 			assert.Equal(t, w, rec[k], "record %d, %s", i, k)
 		}
 	}
-	for _, h := range []string{confirmed, rejected, unsigned, failing} {
+	for _, h := range []string{confirmed, rejected, unsigned, failing, forgery} {
 		assert.NotContains(t, out, tokenOf(h), "a token was logged")
 		assert.NotContains(t, out, strings.TrimPrefix(tokenOf(h), wire.TokenPrefix), "a token was logged")
 	}
 	assert.NotContains(t, out, f.secret, "the secret was logged")
 	assert.NotContains(t, out, strings.TrimPrefix(f.secret, wire.SecretPrefix), "the secret was logged")
+
+	t.Run("refused tokens are not logged at INFO", func(t *testing.T) {
+		v := newVerifier(&infoBuf, slog.LevelInfo)
+		for range 3 {
+			_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(f.srv.Origin)))
+			requireError(t, err, verify.ErrInvalidToken, "forged-token")
+		}
+		assert.Empty(t, infoBuf.String())
+	})
 }

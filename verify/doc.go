@@ -8,7 +8,12 @@
 //	Domain-Confirm: v1 https://shop.example dct_...
 //
 // A [Verifier] looks the claimed origin up in its own [Registry], never in the
-// request, and POSTs a signed confirmation request to the confirmation URL
+// request, and checks the token itself: the token carries a MAC under a key
+// derived from the secret that origin shares with this API alone, over the
+// origin, this API, the request (or an action label) and its lifetime. A
+// forged token, or a genuine one for another API or another request, or an
+// expired one, is refused there, in about a microsecond, before any store,
+// budget or call-back is spent. Then the verifier POSTs a signed confirmation request to the confirmation URL
 // registered for it: "did you issue this token, for this API and this
 // request?", with a fresh random challenge. The site checks the signature,
 // takes the token out of its store and answers, signed with the same shared
@@ -24,7 +29,9 @@
 //     was issued for.
 //   - rejected: the request is refused for a reason of its own: no header or
 //     a malformed one ([ErrMissingToken], [ErrMalformed]), an origin that is
-//     not registered ([ErrUnknownOrigin]), a browser Origin header that names
+//     not registered ([ErrUnknownOrigin]), a token the verifier refuses
+//     itself without a call-back ([ErrInvalidToken]: forged-token,
+//     audience-mismatch, request-mismatch, token-expired), a browser Origin header that names
 //     another origin ([ErrOriginMismatch]), a token already used
 //     ([ErrReplayed]), a body over the limit ([ErrBodyTooLarge]), or the
 //     origin answering that it did not issue this token for this API and
@@ -55,6 +62,15 @@
 // site's page can obtain one. [Verifier.Middleware] accepts an action token
 // on any route: use [Verifier.Require] with [RequestToken] or [WithActions]
 // where that is too little.
+//
+// The local level [IssuedToken] accepts a token on its MAC alone, without a
+// call-back, for low-value, latency-sensitive routes and far-away origins. It
+// proves that a holder of the secret this API shares with the origin minted
+// the token, for this API and this request (or label), unexpired, never seen
+// by this verifier. It gives up what the call-back adds: the site does not
+// consume the token (one-time rests on the [ReplayStore] alone: several API
+// servers need a shared one), the site cannot revoke it, no subject reaches
+// the API, and whoever holds the secret can mint tokens, for this API alone.
 //
 // No confirmation authenticates an end user, and a compromised site can
 // vouch for anything.
@@ -150,16 +166,20 @@
 //
 // [Verifier.Require] gives each route its [Level]: [RegisteredOrigin] (the
 // browser's Origin header is registered; no call-back, and forgeable by any
-// non-browser client, so for statistics and low-value calls), [ActionToken]
-// (optionally for some labels only, [WithActions]) or [RequestToken]:
+// non-browser client, so for statistics and low-value calls), [IssuedToken]
+// (a valid MAC, no call-back), [ActionToken] (optionally for some labels
+// only, [WithActions]) or [RequestToken]:
 //
 //	mux.Handle("/v1/stats", v.Require(verify.RegisteredOrigin)(stats))
+//	mux.Handle("/v1/views", v.Require(verify.IssuedToken)(views))
 //	mux.Handle("/v1/report", v.Require(verify.ActionToken, verify.WithActions("report"))(report))
 //	mux.Handle("/v1/orders", v.Require(verify.RequestToken)(orders))
 //
 // Result.Level says which level the request met. A request-bound token
 // satisfies an ActionToken route; an action token does not satisfy a
-// RequestToken route ([ErrLevelNotMet], level-not-met).
+// RequestToken route ([ErrLevelNotMet], level-not-met). The token names its
+// kind and label under its MAC, so a token a route does not accept is refused
+// before any call-back and stays usable where it belongs.
 //
 // # Stores
 //
@@ -204,9 +224,10 @@
 // flight (Config.MaxInFlightPerOrigin, and Config.MaxInFlight over all
 // origins) and a circuit breaker that fails fast for Config.BreakerCooldown
 // after Config.BreakerThreshold unverified call-backs in a row, then lets one
-// call-back probe the origin. A flood of forged tokens for one origin thus
-// costs that origin at most its budget, and its legitimate requests get
-// through again as soon as the bucket refills.
+// call-back probe the origin. Only tokens whose MAC verified, which the
+// origin's holder of the secret minted, reach the budget: a flood of forged
+// tokens for one origin costs it nothing, and the defaults (2,000 call-backs
+// a second, 64 in flight) are sized for honest traffic.
 //
 // # Diagnostics
 //
@@ -223,7 +244,9 @@
 // the origin, the confirmation URL, the address dialled, the HTTP status,
 // the duration, the outcome and the reason. Requests answered from the replay memory or the
 // negative cache, and requests refused before any call-back, are not
-// logged.
+// logged at INFO: tokens refused by their MAC, binding or lifetime get one
+// DEBUG record each (a flood of forgeries must not become a flood of log
+// lines) and are counted through Config.Observer (Event.Reason).
 //
 // Neither log records nor errors ever contain a token or a secret: the
 // confirmation request carries only the token's SHA-256, and stores are

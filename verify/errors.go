@@ -24,6 +24,13 @@ var (
 	// ErrRejected: the origin answered that it did not issue this token for
 	// this audience and request. 401.
 	ErrRejected = errors.New("verify: token rejected by its origin")
+	// ErrInvalidToken: the verifier refused the token itself, before any
+	// call-back, store or budget: its MAC does not verify under the
+	// origin's registered secrets (forged-token), or it was issued for
+	// another audience (audience-mismatch) or another request
+	// (request-mismatch), or it is expired (token-expired). Nothing was
+	// spent or consumed; the origin was not asked. 401.
+	ErrInvalidToken = errors.New("verify: token not valid for this request")
 	// ErrBodyTooLarge: the request body is over Config.MaxBodyBytes. 413.
 	ErrBodyTooLarge = errors.New("verify: request body too large")
 	// ErrRateLimited: the origin's call-back budget (rate or in-flight

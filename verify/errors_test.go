@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -55,6 +56,8 @@ func fakeAnswers(secret, targetURL string) map[string]sitetest.Answer {
 		"/reject/wrong-origin": good.Reject(wire.ReasonWrongOrigin),
 		"/reject/other-reason": good.Reject("site-policy"),
 		"/reject/own-reason":   good.Reject("token-replayed"),
+		"/reject/expired":      good.Reject(wire.ReasonTokenExpired),
+		"/reject/forged-token": good.Reject("forged-token"),
 		"/status/401":          sitetest.Problem(http.StatusUnauthorized, "bad-signature"),
 		"/status/404":          sitetest.Problem(http.StatusNotFound, "not-found"),
 		"/status/500":          sitetest.Problem(http.StatusInternalServerError, "internal-error"),
@@ -183,8 +186,11 @@ func TestOutcomes(t *testing.T) {
 	header := func(method, path, body string, h func(t *testing.T) string) func(t *testing.T) *http.Request {
 		return func(t *testing.T) *http.Request { return apiRequest(method, path, body, h(t)) }
 	}
-	forgedFor := func(origin string) func(*testing.T) string {
-		return func(*testing.T) string { return forged(origin) }
+	// unissuedFor: a token that passes the verifier's own checks (every
+	// origin registered here shares e.secret), so that only the check a row
+	// names can stop it before the call-back.
+	unissuedFor := func(origin string) func(*testing.T) string {
+		return func(*testing.T) string { return unissued(e.secret, origin) }
 	}
 	fixed := func(v string) func(*testing.T) string { return func(*testing.T) string { return v } }
 	withOrigin := func(b func(t *testing.T) *http.Request, origins ...string) func(t *testing.T) *http.Request {
@@ -197,9 +203,17 @@ func TestOutcomes(t *testing.T) {
 		}
 	}
 	toFake := func(path string) func(t *testing.T) *http.Request {
-		return header(http.MethodPost, path, `{"n":1}`, forgedFor(fake))
+		// A token bound to this very request, as the fake site's answers
+		// (a request binding) say it was.
+		return header(http.MethodPost, path, `{"n":1}`, func(*testing.T) string {
+			return sitetest.MintHeader(e.secret, fake, wire.Binding{Audience: apiOrigin, Kind: wire.KindRequest,
+				Method: http.MethodPost, Path: path, BodySHA256: wire.BodySHA256([]byte(`{"n":1}`))}, time.Now(), time.Minute)
+		})
 	}
-	goodToken := "dct_" + strings.Repeat("A", 43)
+	// A well-formed token, so that the header's grammar alone is at fault.
+	goodToken := tokenOf(unissued(e.secret, site))
+	// A token as earlier drafts made them: 32 bytes (random, then), no MAC.
+	randomToken := wire.TokenPrefix + base64.RawURLEncoding.EncodeToString([]byte(strings.Repeat("r", 32)))
 	oneMiB := strings.Repeat("x", verify.DefaultMaxBodyBytes+1)
 
 	tests := []struct {
@@ -254,39 +268,41 @@ func TestOutcomes(t *testing.T) {
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
 		{name: "malformed-token/short token", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" dct_abc")),
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
-		{name: "malformed-token/no prefix", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" "+strings.Repeat("A", 43))),
+		{name: "malformed-token/no prefix", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" "+strings.TrimPrefix(goodToken, wire.TokenPrefix))),
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
-		{name: "malformed-token/not base64url", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" dct_"+strings.Repeat("+", 43))),
+		{name: "malformed-token/not base64url", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" dct_"+strings.Repeat("+", len(goodToken)-len(wire.TokenPrefix)))),
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
 		{name: "malformed-token/token too long", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" dct_"+strings.Repeat("A", wire.MaxTokenChars+1))),
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
 		{name: "malformed-token/over 1 KiB", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" dct_"+strings.Repeat("A", 1100))),
 			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
+		{name: "malformed-token/random token without a MAC (earlier drafts)", req: header(http.MethodGet, "/", "", fixed("v1 "+site+" "+randomToken)),
+			sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
 		{name: "malformed-token/two headers", req: func(*testing.T) *http.Request {
-			r := apiRequest(http.MethodGet, "/", "", forged(site))
-			r.Header.Add(verify.HeaderName, forged(site))
+			r := apiRequest(http.MethodGet, "/", "", unissued(e.secret, site))
+			r.Header.Add(verify.HeaderName, unissued(e.secret, site))
 			return r
 		}, sentinel: verify.ErrMalformed, reason: "malformed-token", status: 401, noCallback: true},
-		{name: "malformed-request/lower-case method", req: header("get", "/", "", forgedFor(site)),
+		{name: "malformed-request/lower-case method", req: header("get", "/", "", unissuedFor(site)),
 			sentinel: verify.ErrMalformed, reason: "malformed-request", status: 401, noCallback: true},
-		{name: "malformed-request/path over 2 KiB", req: header(http.MethodGet, "/"+strings.Repeat("a", wire.MaxPathLen), "", forgedFor(site)),
+		{name: "malformed-request/path over 2 KiB", req: header(http.MethodGet, "/"+strings.Repeat("a", wire.MaxPathLen), "", unissuedFor(site)),
 			sentinel: verify.ErrMalformed, reason: "malformed-request", status: 401, noCallback: true},
 
-		{name: "unknown-origin", req: header(http.MethodGet, "/", "", forgedFor("https://unregistered.example")),
+		{name: "unknown-origin", req: header(http.MethodGet, "/", "", unissuedFor("https://unregistered.example")),
 			sentinel: verify.ErrUnknownOrigin, reason: "unknown-origin", status: 401, noCallback: true},
 
 		// The browser's Origin header.
-		{name: "origin-mismatch/other host", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), "https://evil.example"),
+		{name: "origin-mismatch/other host", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), "https://evil.example"),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
-		{name: "origin-mismatch/other registered origin", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), fake),
+		{name: "origin-mismatch/other registered origin", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), fake),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
-		{name: "origin-mismatch/http scheme", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), "http"+strings.TrimPrefix(site, "https")),
+		{name: "origin-mismatch/http scheme", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), "http"+strings.TrimPrefix(site, "https")),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
-		{name: "origin-mismatch/null", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), "null"),
+		{name: "origin-mismatch/null", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), "null"),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
-		{name: "origin-mismatch/two Origin headers", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), site, site),
+		{name: "origin-mismatch/two Origin headers", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), site, site),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
-		{name: "origin-mismatch/garbage", req: withOrigin(header(http.MethodGet, "/", "", forgedFor(site)), "not an origin"),
+		{name: "origin-mismatch/garbage", req: withOrigin(header(http.MethodGet, "/", "", unissuedFor(site)), "not an origin"),
 			sentinel: verify.ErrOriginMismatch, reason: "origin-mismatch", status: 403, noCallback: true},
 		{name: "origin matches/confirmed", req: withOrigin(header(http.MethodGet, "/v1/report", "", func(t *testing.T) string {
 			return e.action(t, apiOrigin, "report", "")
@@ -299,17 +315,36 @@ func TestOutcomes(t *testing.T) {
 			return h
 		}), sentinel: verify.ErrReplayed, reason: "token-replayed", status: 401, noCallback: true},
 
-		// The site's rejections.
-		{name: "rejected/unknown-token", req: header(http.MethodGet, "/", "", forgedFor(site)),
-			sentinel: verify.ErrRejected, reason: wire.ReasonUnknownToken, status: 401},
-		{name: "rejected/token-expired", req: header(http.MethodGet, "/", "", e.expiredAction),
-			sentinel: verify.ErrRejected, reason: wire.ReasonTokenExpired, status: 401},
-		{name: "rejected/audience-mismatch", req: header(http.MethodGet, "/", "", func(t *testing.T) string {
-			return e.action(t, "https://other-api.example", "report", "")
-		}), sentinel: verify.ErrRejected, reason: wire.ReasonAudienceMismatch, status: 401},
-		{name: "rejected/request-mismatch", req: header(http.MethodPost, "/v1/orders", `{"item":43}`, func(t *testing.T) string {
+		// The verifier's own refusals of the token, before any store, budget
+		// or call-back.
+		{name: "invalid-token/forged-token", req: header(http.MethodGet, "/", "", func(*testing.T) string { return forged(site) }),
+			sentinel: verify.ErrInvalidToken, reason: "forged-token", status: 401, noCallback: true},
+		{name: "invalid-token/forged-token, a registered secret but another origin's", req: header(http.MethodGet, "/", "", func(*testing.T) string {
+			return strings.Replace(unissued(e.secret, fake), fake, site, 1)
+		}), sentinel: verify.ErrInvalidToken, reason: "forged-token", status: 401, noCallback: true},
+		{name: "invalid-token/token-expired", req: header(http.MethodGet, "/", "", func(*testing.T) string { return expiredToken(e.secret, site) }),
+			sentinel: verify.ErrInvalidToken, reason: "token-expired", status: 401, noCallback: true},
+		{name: "invalid-token/token-expired, issued in the future", req: header(http.MethodGet, "/", "", func(*testing.T) string {
+			return sitetest.MintHeader(e.secret, site, wire.Binding{Audience: apiOrigin, Kind: wire.KindAction, Action: "report"},
+				time.Now().Add(6*time.Minute), time.Minute)
+		}), sentinel: verify.ErrInvalidToken, reason: "token-expired", status: 401, noCallback: true},
+		{name: "invalid-token/audience-mismatch", req: header(http.MethodGet, "/", "", func(*testing.T) string {
+			return sitetest.MintHeader(e.secret, site, wire.Binding{Audience: "https://other-api.example", Kind: wire.KindAction, Action: "report"},
+				time.Now(), time.Minute)
+		}), sentinel: verify.ErrInvalidToken, reason: "audience-mismatch", status: 401, noCallback: true},
+		{name: "invalid-token/request-mismatch", req: header(http.MethodPost, "/v1/orders", `{"item":43}`, func(t *testing.T) string {
 			return e.bound(t, http.MethodPost, apiOrigin+"/v1/orders", `{"item":42}`, "")
-		}), sentinel: verify.ErrRejected, reason: wire.ReasonRequestMismatch, status: 401},
+		}), sentinel: verify.ErrInvalidToken, reason: "request-mismatch", status: 401, noCallback: true},
+
+		// The site's rejections.
+		{name: "rejected/unknown-token", req: header(http.MethodGet, "/", "", unissuedFor(site)),
+			sentinel: verify.ErrRejected, reason: wire.ReasonUnknownToken, status: 401},
+		// The token is fresh by its own times; the site's record of it is
+		// expired (as when the site's clock runs ahead).
+		{name: "rejected/token-expired, by the site's record", req: header(http.MethodGet, "/", "", e.expiredAction),
+			sentinel: verify.ErrRejected, reason: wire.ReasonTokenExpired, status: 401},
+		{name: "rejected/token-expired, by the site's word", req: toFake("/reject/expired"),
+			sentinel: verify.ErrRejected, reason: wire.ReasonTokenExpired, status: 401},
 		// The verifier's own origin-mismatch is 403; the site's wrong-origin, 401.
 		{name: "rejected/wrong-origin", req: toFake("/reject/wrong-origin"),
 			sentinel: verify.ErrRejected, reason: wire.ReasonWrongOrigin, status: 401},
@@ -318,11 +353,13 @@ func TestOutcomes(t *testing.T) {
 		// A site cannot pass its answer off as one of the verifier's reasons.
 		{name: "rejected/a reason of the verifier's", req: toFake("/reject/own-reason"),
 			sentinel: verify.ErrRejected, reason: "token-rejected", status: 401},
+		{name: "rejected/a reason of the verifier's own token checks", req: toFake("/reject/forged-token"),
+			sentinel: verify.ErrRejected, reason: "token-rejected", status: 401},
 
-		{name: "body-too-large/with Content-Length", req: header(http.MethodPost, "/v1/upload", oneMiB, forgedFor(site)),
+		{name: "body-too-large/with Content-Length", req: header(http.MethodPost, "/v1/upload", oneMiB, unissuedFor(site)),
 			sentinel: verify.ErrBodyTooLarge, reason: "body-too-large", status: 413, noCallback: true},
 		{name: "body-too-large/chunked", req: func(*testing.T) *http.Request {
-			r := apiRequest(http.MethodPost, "/v1/upload", "", forged(site))
+			r := apiRequest(http.MethodPost, "/v1/upload", "", unissued(e.secret, site))
 			r.Body = io.NopCloser(io.MultiReader(strings.NewReader(oneMiB)))
 			r.ContentLength = -1
 			return r
@@ -362,17 +399,17 @@ func TestOutcomes(t *testing.T) {
 		{name: "inconsistent-answer/other method", req: toFake("/inconsistent/method"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
 		{name: "inconsistent-answer/expired long ago", req: toFake("/inconsistent/expired"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
 		{name: "inconsistent-answer/issued in the future", req: toFake("/inconsistent/future"), sentinel: verify.ErrUnverified, reason: "inconsistent-answer", status: 503},
-		{name: "callback-failed/server closed", req: header(http.MethodGet, "/", "", forgedFor(e.closed)),
+		{name: "callback-failed/server closed", req: header(http.MethodGet, "/", "", unissuedFor(e.closed)),
 			sentinel: verify.ErrUnverified, reason: "callback-failed", status: 503},
 		// No timed assertion: only the outcome of a site that never answers.
 		{name: "callback-timeout", v: e.vHang, req: toFake("/hang"), sentinel: verify.ErrUnverified, reason: "callback-timeout", status: 503},
-		{name: "registry-unavailable/lookup fails", v: vRegistryDown, req: header(http.MethodGet, "/", "", forgedFor(site)),
+		{name: "registry-unavailable/lookup fails", v: vRegistryDown, req: header(http.MethodGet, "/", "", unissuedFor(site)),
 			sentinel: verify.ErrUnverified, reason: "registry-unavailable", status: 503, noCallback: true},
-		{name: "registry-unavailable/zero Registration", v: vZeroRegistration, req: header(http.MethodGet, "/", "", forgedFor(site)),
+		{name: "registry-unavailable/zero Registration", v: vZeroRegistration, req: header(http.MethodGet, "/", "", unissuedFor(site)),
 			sentinel: verify.ErrUnverified, reason: "registry-unavailable", status: 503, noCallback: true},
-		{name: "registry-unavailable/registration of another origin", v: vOtherRegistration, req: header(http.MethodGet, "/", "", forgedFor(fake)),
+		{name: "registry-unavailable/registration of another origin", v: vOtherRegistration, req: header(http.MethodGet, "/", "", unissuedFor(fake)),
 			sentinel: verify.ErrUnverified, reason: "registry-unavailable", status: 503, noCallback: true},
-		{name: "store-unavailable", v: vReplayDown, req: header(http.MethodGet, "/", "", forgedFor(site)),
+		{name: "store-unavailable", v: vReplayDown, req: header(http.MethodGet, "/", "", unissuedFor(site)),
 			sentinel: verify.ErrUnverified, reason: "store-unavailable", status: 503, noCallback: true},
 	}
 	for _, tt := range tests {
@@ -427,7 +464,7 @@ func TestOutcomes(t *testing.T) {
 
 	// A site's problem reason is passed on in the detail, as a diagnosis.
 	t.Run("callback-status names the site's reason", func(t *testing.T) {
-		_, err := e.v.Verify(t.Context(), apiRequest(http.MethodPost, "/status/401", `{"n":1}`, forged(fake)))
+		_, err := e.v.Verify(t.Context(), apiRequest(http.MethodPost, "/status/401", `{"n":1}`, unissued(e.secret, fake)))
 		ve := requireError(t, err, verify.ErrUnverified, "callback-status")
 		assert.Contains(t, ve.Detail, "401")
 		assert.Contains(t, ve.Detail, "bad-signature")

@@ -75,7 +75,7 @@ func ExampleVerifier_Middleware() {
 	}))
 
 	r := httptest.NewRequest(http.MethodPost, "https://api.example/v1/orders", nil)
-	r.Header.Set(verify.HeaderName, "v1 https://unregistered.example dct_0123456789abcdefghijklmnopqrstuvwxyzABCDEFG")
+	r.Header.Set(verify.HeaderName, "v1 https://unregistered.example dct_AQKgTXEfAAAAAGlVuQAAPKLD-hB0jnOKxh0pHzUnr3bpHNtHBnJlcG9ydDTtHvUU63aNUrjpFp-PITk")
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 
@@ -111,7 +111,7 @@ func Example_actionToken() {
 	mux := http.NewServeMux()
 	siteSrv := httptest.NewTLSServer(mux)
 	defer siteSrv.Close()
-	site, err := callback.New(callback.Config{Origin: siteSrv.URL, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: siteSrv.URL, APIs: []callback.API{{Audience: "https://api.example", Secrets: []string{secret}}}})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -31,7 +31,7 @@ const apiOrigin = "https://api.example"
 var sentinels = []error{
 	verify.ErrMissingToken, verify.ErrMalformed, verify.ErrUnknownOrigin,
 	verify.ErrOriginMismatch, verify.ErrReplayed, verify.ErrRejected,
-	verify.ErrBodyTooLarge, verify.ErrUnverified,
+	verify.ErrInvalidToken, verify.ErrBodyTooLarge, verify.ErrUnverified,
 }
 
 // shiftStore is the site's token store. While shift is set, it stores tokens
@@ -79,7 +79,7 @@ type fixture struct {
 func newFixture(t *testing.T, edit func(*verify.Config)) *fixture {
 	t.Helper()
 	f := &fixture{secret: callback.GenerateSecret(), store: newShiftStore()}
-	f.srv, f.site = sitetest.NewSite(t, callback.Config{Secrets: []string{f.secret}, Store: f.store})
+	f.srv, f.site = sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{f.secret}}}, Store: f.store})
 	f.reg = verify.NewMemoryRegistry()
 	require.NoError(t, f.reg.Add(f.srv.Origin, "", f.secret))
 	cfg := verify.Config{Audience: apiOrigin, Registry: f.reg, RootCAs: f.srv.Roots, UnsafeAllowPrivateAddresses: true}
@@ -100,8 +100,11 @@ func (f *fixture) action(t *testing.T, audience, action, subject string) string 
 	return tok.Header()
 }
 
-// expiredAction issues an action token for the API that expired ten minutes
-// ago by the site's clock.
+// expiredAction issues an action token for the API whose record at the site
+// expired ten minutes ago. The token itself carries the time it was really
+// issued, so it passes the verifier's own expiry check: this is a token the
+// site, not the verifier, finds expired (as when the clocks are apart). For
+// a token expired by its own times, see expiredToken.
 func (f *fixture) expiredAction(t *testing.T) string {
 	t.Helper()
 	f.store.shift.Store(int64((10 * time.Minute).Seconds()))
@@ -120,8 +123,28 @@ func (f *fixture) bound(t *testing.T, method, target, body, subject string) stri
 	return out.Header.Get(verify.HeaderName)
 }
 
-// forged returns a well-formed header for origin with a token nobody issued.
-func forged(origin string) string { return wire.FormatHeader(origin, wire.NewToken()) }
+// forged returns a well-formed header for origin with a token nobody issued:
+// an action token for apiOrigin whose MAC is under a fresh secret nobody
+// registered, so the verifier refuses it itself (forged-token) without a
+// call-back. (sitetest.ForgedToken names another audience, which the
+// verifier reports as audience-mismatch.)
+func forged(origin string) string {
+	return sitetest.Unissued(callback.GenerateSecret(), origin, apiOrigin)
+}
+
+// expiredToken returns a header for origin with an action token ("report")
+// for apiOrigin, MACed with secret, that expired ten minutes ago by its own
+// times: the verifier refuses it itself (token-expired), without a call-back.
+func expiredToken(secret, origin string) string {
+	return sitetest.MintHeader(secret, origin, wire.Binding{Audience: apiOrigin, Kind: wire.KindAction, Action: "report"},
+		time.Now().Add(-11*time.Minute), time.Minute)
+}
+
+// unissued returns a header for origin with an action token MACed with
+// secret for apiOrigin, as the site would issue it, but that no site stored:
+// the verifier's own checks pass, it calls back, and a real site answers
+// unknown-token.
+func unissued(secret, origin string) string { return sitetest.Unissued(secret, origin, apiOrigin) }
 
 // apiRequest builds a request as the API server receives it; an empty header
 // means none.

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -34,7 +35,7 @@ type callerEnv struct {
 func newCallerEnv(t *testing.T) *callerEnv {
 	t.Helper()
 	e := &callerEnv{fixture: newFixture(t, nil), secretB: callback.GenerateSecret()}
-	e.srvB, e.siteB = sitetest.NewSite(t, callback.Config{Secrets: []string{e.secretB}})
+	e.srvB, e.siteB = sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{e.secretB}}}})
 	require.NoError(t, e.reg.Add(e.srvB.Origin, "", e.secretB))
 	var err error
 	e.v, err = verify.New(verify.Config{
@@ -69,7 +70,10 @@ func (e *callerEnv) noLeak(t *testing.T, rec *httptest.ResponseRecorder, token s
 }
 
 // TestHostileCallerTokens: tokens that are forged, used, expired, or moved
-// to another audience, origin or request.
+// to another audience, origin or request. The token's MAC binds its origin,
+// audience and request and its lifetime: the verifier refuses a token moved
+// to another of them on its own, without a call-back, and the token stays
+// usable where it belongs.
 func TestHostileCallerTokens(t *testing.T) {
 	e := newCallerEnv(t)
 	a, b := e.srv.Origin, e.srvB.Origin
@@ -86,6 +90,7 @@ func TestHostileCallerTokens(t *testing.T) {
 		assert.Nil(t, res)
 		ve := requireOutcome(t, err, sentinel, reason, tok)
 		assert.NotContains(t, err.Error(), e.secret)
+		assert.NotContains(t, err.Error(), e.secretB)
 		assert.Equal(t, http.StatusUnauthorized, ve.Status())
 		rec := httptest.NewRecorder()
 		verify.WriteError(rec, err)
@@ -94,7 +99,21 @@ func TestHostileCallerTokens(t *testing.T) {
 	}
 
 	t.Run("forged token", func(t *testing.T) {
-		check(t, report(forged(a)), verify.ErrRejected, wire.ReasonUnknownToken, 1)
+		h := forged(a)
+		check(t, report(h), verify.ErrInvalidToken, "forged-token", 0)
+		// Refused again, again without a call-back: nothing was remembered
+		// that a flood could fill.
+		check(t, report(h), verify.ErrInvalidToken, "forged-token", 0)
+	})
+
+	t.Run("forged token MACed with another registered origin's secret", func(t *testing.T) {
+		check(t, report(unissued(e.secretB, a)), verify.ErrInvalidToken, "forged-token", 0)
+	})
+
+	// A token whose MAC checks out (only a holder of the secret can mint
+	// one) but that the site never issued: the site has the last word.
+	t.Run("token MACed with the secret but never issued", func(t *testing.T) {
+		check(t, report(unissued(e.secret, a)), verify.ErrRejected, wire.ReasonUnknownToken, 1)
 	})
 
 	t.Run("replayed token", func(t *testing.T) {
@@ -102,43 +121,51 @@ func TestHostileCallerTokens(t *testing.T) {
 		_, err := e.v.Verify(t.Context(), report(h))
 		require.NoError(t, err)
 		check(t, report(h), verify.ErrReplayed, "token-replayed", 0)
-		// Claiming another origin does not make a used token new: the
-		// replay store knows token hashes, whatever the origin.
-		check(t, report(strings.Replace(h, a, b, 1)), verify.ErrReplayed, "token-replayed", 0)
+		// Claiming another origin does not make a used token new: its MAC
+		// names its origin, so it is refused before the replay store is
+		// even asked.
+		check(t, report(strings.Replace(h, a, b, 1)), verify.ErrInvalidToken, "forged-token", 0)
 	})
 
 	t.Run("expired token", func(t *testing.T) {
+		check(t, report(expiredToken(e.secret, a)), verify.ErrInvalidToken, "token-expired", 0)
+	})
+
+	// Fresh by its own times, expired by the site's record (the site's
+	// clock runs ahead): the site has the last word.
+	t.Run("token expired at its site only", func(t *testing.T) {
 		check(t, report(e.expiredAction(t)), verify.ErrRejected, wire.ReasonTokenExpired, 1)
 	})
 
+	// The site MACs a token for another API with that API's secret, which
+	// this verifier does not hold.
 	t.Run("token for another audience", func(t *testing.T) {
-		check(t, report(e.action(t, "https://other-api.example", "report", "")), verify.ErrRejected, wire.ReasonAudienceMismatch, 1)
+		other := sitetest.MintHeader(callback.GenerateSecret(), a,
+			wire.Binding{Audience: "https://other-api.example", Kind: wire.KindAction, Action: "report"}, time.Now(), time.Minute)
+		check(t, report(other), verify.ErrInvalidToken, "audience-mismatch", 0)
 	})
 
-	// A token of site A presented as if B had issued it: the verifier calls
-	// B (the claimed origin), never A, and B has no such token. A's token
-	// is untouched: it was never presented to A.
+	// A token of site A presented as if B had issued it: its MAC names A,
+	// so the verifier refuses it on its own; neither A nor B is called, and
+	// A's token is untouched.
 	t.Run("token of A claimed for origin B", func(t *testing.T) {
 		h := e.action(t, apiOrigin, "report", "")
 		asB := strings.Replace(h, a, b, 1)
 		require.NotEqual(t, h, asB)
-		beforeA, beforeB := e.srv.Calls(), e.srvB.Calls()
-		check(t, report(asB), verify.ErrRejected, wire.ReasonUnknownToken, 1)
-		assert.Equal(t, beforeA, e.srv.Calls(), "site A was called")
-		assert.Equal(t, beforeB+1, e.srvB.Calls(), "site B was not called")
-		// B's rejection is cached for B only.
-		check(t, report(asB), verify.ErrRejected, wire.ReasonUnknownToken, 0)
+		check(t, report(asB), verify.ErrInvalidToken, "forged-token", 0)
+		check(t, report(asB), verify.ErrInvalidToken, "forged-token", 0)
 
 		res, err := e.v.Verify(t.Context(), report(h))
 		require.NoError(t, err, "the token still works at its own origin")
 		assert.Equal(t, a, res.Origin)
 	})
 
-	// The same, but the claimed origin's confirmation URL is answered by
-	// A's own handler (www.shop.example registered with the handler of
-	// shop.example, PROTOCOL.md §12.1 wrong-origin). A takes the token out
-	// of its store before it judges (§8, consume first): the token is
-	// spent, and A answers wrong-origin.
+	// The same, but the claimed origin shares A's secret and its
+	// confirmation URL is answered by A's own handler (www.shop.example
+	// registered with the handler of shop.example, PROTOCOL.md §12.1
+	// wrong-origin). The MAC names A, not the sibling: the verifier refuses
+	// the token without asking A's handler, which would have consumed it
+	// (§8, consume first). The token still works as A's.
 	t.Run("token of A claimed for a sibling origin that A's handler answers", func(t *testing.T) {
 		port := strings.TrimPrefix(a, "https://127.0.0.1:")
 		sibling := "https://example.com:" + port // in the test certificate
@@ -152,17 +179,19 @@ func TestHostileCallerTokens(t *testing.T) {
 		h := e.action(t, apiOrigin, "report", "")
 		before := e.srv.Calls()
 		_, err = v.Verify(t.Context(), report(strings.Replace(h, a, sibling, 1)))
-		requireOutcome(t, err, verify.ErrRejected, wire.ReasonWrongOrigin, tokenOf(h))
-		assert.Equal(t, before+1, e.srv.Calls(), "A's handler answered")
+		requireOutcome(t, err, verify.ErrInvalidToken, "forged-token", tokenOf(h))
+		assert.Equal(t, before, e.srv.Calls(), "A's handler was asked")
 
-		_, err = v.Verify(t.Context(), report(h))
-		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, tokenOf(h))
+		res, err := v.Verify(t.Context(), report(h))
+		require.NoError(t, err, "the token still works at its own origin")
+		assert.Equal(t, a, res.Origin)
+		assert.Equal(t, before+1, e.srv.Calls())
 	})
 
-	// A token bound to one request, presented with another. The site
-	// consumes a token on its first confirmation request whatever the
-	// answer (PROTOCOL.md §8), so whoever sees a bound token can burn it;
-	// the verifier then answers the rejection from its cache (§10.1 step 5).
+	// A token bound to one request, presented with another: its MAC covers
+	// the method, path with query and body digest, so the verifier refuses
+	// it on its own. Whoever sees a bound token can no longer burn it at
+	// its site: the genuine request still goes through afterwards.
 	const method, target, body = http.MethodPost, "/v1/orders?id=7&x=1", `{"item":42}`
 	other := []struct {
 		name                 string
@@ -182,21 +211,25 @@ func TestHostileCallerTokens(t *testing.T) {
 	for _, tt := range other {
 		t.Run("token for another request/"+tt.name, func(t *testing.T) {
 			h := e.bound(t, method, apiOrigin+target, body, "")
-			check(t, apiRequest(tt.method, tt.target, tt.body, h), verify.ErrRejected, wire.ReasonRequestMismatch, 1)
+			check(t, apiRequest(tt.method, tt.target, tt.body, h), verify.ErrInvalidToken, "request-mismatch", 0)
+			before := e.calls()
+			_, err := e.v.Verify(t.Context(), apiRequest(method, target, body, h))
+			require.NoError(t, err, "the token still works for its own request")
+			assert.Equal(t, before+1, e.calls())
 		})
 	}
 	t.Run("token for another request/the real request afterwards", func(t *testing.T) {
-		h := e.bound(t, method, apiOrigin+target, body, "")
-		check(t, apiRequest(method, "/v1/orders?id=7", body, h), verify.ErrRejected, wire.ReasonRequestMismatch, 1)
-		// The verifier's cache answers for the token, not for the request:
-		// the real request gets the same reason, without a call-back.
-		check(t, apiRequest(method, target, body, h), verify.ErrRejected, wire.ReasonRequestMismatch, 0)
-		// And the site has consumed it: a verifier without that cache
-		// learns it is gone.
-		fresh, err := verify.New(verify.Config{Audience: apiOrigin, Registry: e.reg, RootCAs: sitetest.Pool(e.srv), UnsafeAllowPrivateAddresses: true})
+		h := e.bound(t, method, apiOrigin+target, body, "user-1")
+		for range 3 {
+			check(t, apiRequest(method, "/v1/orders?id=7", body, h), verify.ErrInvalidToken, "request-mismatch", 0)
+		}
+		// Nothing was cached for the token, nor consumed at the site.
+		res, err := e.v.Verify(t.Context(), apiRequest(method, target, body, h))
 		require.NoError(t, err)
-		_, err = fresh.Verify(t.Context(), apiRequest(method, target, body, h))
-		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, tokenOf(h))
+		assert.Equal(t, "user-1", res.Subject)
+		// Once used, it is a replay, for any request.
+		check(t, apiRequest(method, target, body, h), verify.ErrReplayed, "token-replayed", 0)
+		check(t, apiRequest(method, "/v1/orders?id=7", body, h), verify.ErrInvalidToken, "request-mismatch", 0)
 	})
 
 	t.Run("control: the bound token with its own request", func(t *testing.T) {
@@ -252,7 +285,9 @@ func TestHostileCallerHeaders(t *testing.T) {
 		{"token first", []string{"v1 " + tok + " " + a}},
 		{"token with padding", []string{good + "="}},
 		{"token without its prefix", []string{"v1 " + a + " " + strings.TrimPrefix(tok, wire.TokenPrefix)}},
-		{"token in another alphabet", []string{"v1 " + a + " " + wire.TokenPrefix + strings.Repeat("/", 43)}},
+		{"token in another alphabet", []string{"v1 " + a + " " + wire.TokenPrefix + strings.Repeat("/", len(tok)-len(wire.TokenPrefix))}},
+		{"a '+' of standard base64 in the token", []string{"v1 " + a + " " + tok[:10] + "+" + tok[11:]}},
+		{"unsigned random token of earlier drafts", []string{"v1 " + a + " " + wire.TokenPrefix + "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}},
 		{"Bearer scheme", []string{"Bearer " + tok}},
 		{"two headers, both valid", []string{good, good}},
 		{"two headers, one empty", []string{good, ""}},

@@ -219,7 +219,7 @@ func TestHostileOriginDestinationGuard(t *testing.T) {
 	present := func(t *testing.T, v *verify.Verifier, to string) (*verify.Result, string, error) {
 		t.Helper()
 		target.Store(&to)
-		h := forged(origin)
+		h := unissued(secret, origin) // passes the verifier's own checks: it calls back
 		res, err := v.Verify(t.Context(), apiRequest(http.MethodPost, "/v1/orders", `{"n":1}`, h))
 		return res, tokenOf(h), err
 	}
@@ -331,11 +331,13 @@ type hostileSite struct {
 	vSlow        *verify.Verifier // CallbackTimeout 300ms
 }
 
-// present sends a forged token for the fake site with an API request whose
-// path selects the answer; it returns the outcome and the token.
+// present sends a token for the fake site that passes the verifier's own
+// checks (the site did not store it, but the fake answers regardless) with
+// an API request whose path selects the answer; it returns the outcome and
+// the token.
 func (h *hostileSite) present(t *testing.T, v *verify.Verifier, path string) (*verify.Result, string, error) {
 	t.Helper()
-	hdr := forged(h.fake.Origin)
+	hdr := unissued(h.secret, h.fake.Origin)
 	res, err := v.Verify(t.Context(), apiRequest(http.MethodPost, path, `{"n":1}`, hdr))
 	return res, tokenOf(hdr), err
 }
@@ -613,7 +615,7 @@ func TestHostileOriginAnswers(t *testing.T) {
 
 			// The middleware answers 503 with Retry-After and a problem
 			// that names the reason and not the token.
-			hdr := forged(h.fake.Origin)
+			hdr := unissued(h.secret, h.fake.Origin)
 			rec, got := serve(v, apiRequest(http.MethodPost, tt.path, `{"n":1}`, hdr))
 			assert.Nil(t, got, "the next handler ran")
 			p := requireProblem(t, rec, http.StatusServiceUnavailable, tt.reason)
@@ -717,7 +719,7 @@ func TestHostileOriginTLS(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("control: the trusted certificate confirms", func(t *testing.T) {
-		_, err := trusting.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(fake.Origin)))
+		_, err := trusting.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, fake.Origin)))
 		require.NoError(t, err)
 	})
 
@@ -742,7 +744,7 @@ func TestHostileOriginTLS(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			before := tt.calls()
-			h := forged(tt.origin)
+			h := unissued(secret, tt.origin)
 			res, err := tt.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 			assert.Nil(t, res)
 			assert.Equal(t, before, tt.calls(), "a request reached the server")

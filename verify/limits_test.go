@@ -67,7 +67,7 @@ func TestRateLimit(t *testing.T) {
 	report := func(h string) *http.Request { return apiRequest(http.MethodGet, "/v1/report", "", h) }
 	h1, h2, h3, h4 := f.action(t, apiOrigin, "report", ""), f.action(t, apiOrigin, "report", ""),
 		f.action(t, apiOrigin, "report", ""), f.action(t, apiOrigin, "report", "")
-	rejected := forged(f.srv.Origin)
+	rejected := unissued(f.secret, f.srv.Origin)
 
 	// The burst: three call-backs.
 	_, err := f.v.Verify(t.Context(), report(h1))
@@ -98,6 +98,18 @@ func TestRateLimit(t *testing.T) {
 		assert.Equal(t, calls, f.srv.Calls())
 	})
 
+	// Tokens the verifier refuses itself never reach the bucket: with it
+	// empty, they still get their own reason, not 429.
+	t.Run("tokens refused locally cost nothing", func(t *testing.T) {
+		for range 5 {
+			_, err := f.v.Verify(t.Context(), report(forged(f.srv.Origin)))
+			requireOutcome(t, err, verify.ErrInvalidToken, "forged-token", "")
+		}
+		_, err := f.v.Verify(t.Context(), report(expiredToken(f.secret, f.srv.Origin)))
+		requireOutcome(t, err, verify.ErrInvalidToken, "token-expired", "")
+		assert.Equal(t, calls, f.srv.Calls())
+	})
+
 	t.Run("the limited token was not spent", func(t *testing.T) {
 		clk.Advance(time.Second)
 		res, err := f.v.Verify(t.Context(), report(h3))
@@ -121,12 +133,12 @@ func TestRateLimit(t *testing.T) {
 		})
 		require.NoError(t, err)
 		verify.SetNow(v, clk.Now)
-		_, err = v.Verify(t.Context(), report(forged(f.srv.Origin)))
+		_, err = v.Verify(t.Context(), report(unissued(f.secret, f.srv.Origin)))
 		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
-		_, err = v.Verify(t.Context(), report(forged(f.srv.Origin)))
+		_, err = v.Verify(t.Context(), report(unissued(f.secret, f.srv.Origin)))
 		e := requireOutcome(t, err, verify.ErrRateLimited, "rate-limited", "")
 		assert.Equal(t, 2500*time.Millisecond, e.RetryAfter)
-		assert.Equal(t, 3, requireLimited(t, v, report(forged(f.srv.Origin)), "rate-limited"), "rounded up")
+		assert.Equal(t, 3, requireLimited(t, v, report(unissued(f.secret, f.srv.Origin)), "rate-limited"), "rounded up")
 	})
 }
 
@@ -187,7 +199,7 @@ func TestBreaker(t *testing.T) {
 		if mode != "" {
 			s.mode.Store(mode)
 		}
-		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(s.Origin)))
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, s.Origin)))
 		return err
 	}
 	// failing presents a token while a fails, and asserts a call-back.
@@ -229,10 +241,20 @@ func TestBreaker(t *testing.T) {
 		failing(t) // the threshold-th in a row
 		open(t, cooldown)
 
-		rec, res := serve(v, apiRequest(http.MethodGet, "/", "", forged(a.Origin)))
+		rec, res := serve(v, apiRequest(http.MethodGet, "/", "", unissued(secret, a.Origin)))
 		assert.Nil(t, res)
 		requireProblem(t, rec, http.StatusServiceUnavailable, "breaker-open")
 		assert.Equal(t, strconv.Itoa(int(cooldown.Seconds())), rec.Header().Get("Retry-After"))
+	})
+
+	// A forged token is refused before the breaker is consulted: it gets
+	// its own reason, not 503, and counts neither way.
+	t.Run("a forged token is refused on its own while it is open", func(t *testing.T) {
+		before := a.Calls()
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(a.Origin)))
+		requireOutcome(t, err, verify.ErrInvalidToken, "forged-token", "")
+		assert.Equal(t, before, a.Calls())
+		open(t, cooldown)
 	})
 
 	t.Run("other origins are not affected", func(t *testing.T) {
@@ -251,7 +273,7 @@ func TestBreaker(t *testing.T) {
 		a.mode.Store("block-then-fail")
 		probe := make(chan error, 1)
 		go func() {
-			_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", forged(a.Origin)))
+			_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", unissued(secret, a.Origin)))
 			probe <- err
 		}()
 		<-a.entered // the probe is at the site
@@ -322,7 +344,7 @@ func newGatedSite(t *testing.T) *gatedSite {
 		}
 		site.Load().ServeHTTP(w, r)
 	}))
-	s, err := callback.New(callback.Config{Origin: g.srv.Origin, Secrets: []string{g.secret}})
+	s, err := callback.New(callback.Config{Origin: g.srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{g.secret}}}})
 	require.NoError(t, err)
 	site.Store(s)
 	g.site = s
@@ -418,12 +440,16 @@ func TestGlobalInFlightCap(t *testing.T) {
 
 	held := make(chan error, 1)
 	go func() {
-		_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", forged(slow.srv.Origin)))
+		_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", unissued(slow.secret, slow.srv.Origin)))
 		held <- err
 	}()
 	<-slow.entered
 
-	h := forged(other.srv.Origin)
+	// A forged token needs no slot: it is refused at once.
+	_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(other.srv.Origin)))
+	requireOutcome(t, err, verify.ErrInvalidToken, "forged-token", "")
+
+	h := unissued(other.secret, other.srv.Origin)
 	_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 	e := requireOutcome(t, err, verify.ErrRateLimited, "verifier-busy", tokenOf(h))
 	assert.Equal(t, time.Second, e.RetryAfter)
@@ -480,7 +506,7 @@ func TestObserver(t *testing.T) {
 	v := newVerifier(nil)
 	a := f.srv.Origin
 	confirmed := f.action(t, apiOrigin, "report", "user-7")
-	rejected := forged(a)
+	rejected := unissued(f.secret, a)
 
 	steps := []struct {
 		name     string
@@ -499,14 +525,16 @@ func TestObserver(t *testing.T) {
 		{"malformed header", v, apiRequest(http.MethodGet, "/", "", "v1 "+a+" nope"), "", verify.OutcomeRejected, "malformed-token", false},
 		{"unknown origin", v, apiRequest(http.MethodGet, "/", "", forged("https://evil.example")), "https://evil.example", verify.OutcomeRejected, "unknown-origin", false},
 		{"origin mismatch", v, func() *http.Request {
-			r := apiRequest(http.MethodGet, "/", "", forged(a))
+			r := apiRequest(http.MethodGet, "/", "", unissued(f.secret, a))
 			r.Header.Set("Origin", "https://evil.example")
 			return r
 		}(), a, verify.OutcomeRejected, "origin-mismatch", false},
-		{"body too large", v, apiRequest(http.MethodPost, "/", strings.Repeat("x", 65), forged(a)), a, verify.OutcomeRejected, "body-too-large", false},
-		{"unverified", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
-		{"unverified again, opening the breaker", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
-		{"breaker open", v, apiRequest(http.MethodGet, "/", "", forged(fake.Origin)), fake.Origin, verify.OutcomeUnverified, "breaker-open", false},
+		{"body too large", v, apiRequest(http.MethodPost, "/", strings.Repeat("x", 65), unissued(f.secret, a)), a, verify.OutcomeRejected, "body-too-large", false},
+		{"forged token", v, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeRejected, "forged-token", false},
+		{"expired token", v, apiRequest(http.MethodGet, "/", "", expiredToken(f.secret, a)), a, verify.OutcomeRejected, "token-expired", false},
+		{"unverified", v, apiRequest(http.MethodGet, "/", "", unissued(f.secret, fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
+		{"unverified again, opening the breaker", v, apiRequest(http.MethodGet, "/", "", unissued(f.secret, fake.Origin)), fake.Origin, verify.OutcomeUnverified, "callback-status", true},
+		{"breaker open", v, apiRequest(http.MethodGet, "/", "", unissued(f.secret, fake.Origin)), fake.Origin, verify.OutcomeUnverified, "breaker-open", false},
 	}
 	vLimited := newVerifier(func(c *verify.Config) { c.CallbacksPerSecond, c.CallbackBurst = 0.001, 1 })
 	steps = append(steps, []struct {
@@ -518,8 +546,9 @@ func TestObserver(t *testing.T) {
 		reason   string
 		callback bool
 	}{
-		{"within the budget", vLimited, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeRejected, wire.ReasonUnknownToken, true},
-		{"beyond the budget", vLimited, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeLimited, "rate-limited", false},
+		{"within the budget", vLimited, apiRequest(http.MethodGet, "/", "", unissued(f.secret, a)), a, verify.OutcomeRejected, wire.ReasonUnknownToken, true},
+		{"beyond the budget", vLimited, apiRequest(http.MethodGet, "/", "", unissued(f.secret, a)), a, verify.OutcomeLimited, "rate-limited", false},
+		{"a forged token beyond the budget", vLimited, apiRequest(http.MethodGet, "/", "", forged(a)), a, verify.OutcomeRejected, "forged-token", false},
 	}...)
 
 	for _, s := range steps {
@@ -632,13 +661,13 @@ func TestCallbackLogRecord(t *testing.T) {
 		want   map[string]any
 	}
 	steps := []step{
-		{newVerifier(true, "127.0.0.1:"+port), forged(origin),
+		{newVerifier(true, "127.0.0.1:"+port), unissued(secret, origin),
 			map[string]any{"ip": "127.0.0.1", "status": 200.0, "outcome": "confirmed", "reason": ""}},
-		{newVerifier(false, "127.0.0.1:"+port), forged(origin),
+		{newVerifier(false, "127.0.0.1:"+port), unissued(secret, origin),
 			map[string]any{"ip": "", "status": 0.0, "outcome": "unverified", "reason": "destination-denied"}},
 	}
 	if g.v6 {
-		steps = append(steps, step{newVerifier(true, "[::1]:"+port), forged(origin),
+		steps = append(steps, step{newVerifier(true, "[::1]:"+port), unissued(secret, origin),
 			map[string]any{"ip": "::1", "status": 200.0, "outcome": "confirmed", "reason": ""}})
 	}
 	for _, s := range steps {

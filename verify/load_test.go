@@ -88,7 +88,7 @@ func loadRequest(header string) *http.Request {
 func TestLoadOneTokenConcurrent(t *testing.T) {
 	const n = 1000
 	secret := callback.GenerateSecret()
-	srv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
+	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(srv.Origin, "", secret))
 	v, err := verify.New(verify.Config{
@@ -159,12 +159,15 @@ func TestLoadOneTokenConcurrent(t *testing.T) {
 			"%d extra call-back(s) were made (%d request(s) got their unknown-token answer)", callbacks-1, rejected)
 }
 
-// TestLoadForgedTokenFlood floods one registered origin with 10,000 forged
-// tokens from 64 goroutines over about a second: the site gets no more
-// call-backs than the origin's token bucket allows, every other request gets
-// 429, none passes, rejections are cached, and once the bucket refills the
-// origin's legitimate request still gets through.
-func TestLoadForgedTokenFlood(t *testing.T) {
+// TestLoadUnissuedTokenFlood floods one registered origin with 10,000
+// tokens that pass the verifier's own checks (MACed with the origin's
+// secret, as only the origin itself, or a thief of its secret, can mint
+// them) but that the site never issued, from 64 goroutines over about a
+// second: the site gets no more call-backs than the origin's token bucket
+// allows, every other request gets 429, none passes, rejections are
+// cached, and once the bucket refills the origin's legitimate request still
+// gets through. (Forged tokens never reach the bucket: TestForgedFlood.)
+func TestLoadUnissuedTokenFlood(t *testing.T) {
 	const (
 		n       = 10000
 		workers = 64
@@ -173,7 +176,7 @@ func TestLoadForgedTokenFlood(t *testing.T) {
 		burst   = 50
 	)
 	secret := callback.GenerateSecret()
-	srv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
+	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(srv.Origin, "", secret))
 	v, err := verify.New(verify.Config{
@@ -189,7 +192,7 @@ func TestLoadForgedTokenFlood(t *testing.T) {
 
 	headers := make([]string, n)
 	for i := range headers {
-		headers[i] = wire.FormatHeader(srv.Origin, wire.NewToken())
+		headers[i] = unissued(secret, srv.Origin)
 	}
 	// Build the requests up front so that the flood is only Verify.
 	reqs := make([]*http.Request, n)
@@ -259,16 +262,16 @@ func TestLoadForgedTokenFlood(t *testing.T) {
 			assert.NotEmpty(t, o.retry, "a 429 carries Retry-After")
 		}
 	}
-	t.Logf("%d forged tokens from %d goroutines in %v (first request start to last end): %d call-backs at the site, bound %d (burst %d + %.0f/s x %.3fs + 1); answers %v",
+	t.Logf("%d unissued tokens from %d goroutines in %v (first request start to last end): %d call-backs at the site, bound %d (burst %d + %.0f/s x %.3fs + 1); answers %v",
 		n, workers, elapsed.Round(time.Millisecond), callbacks, bound, burst, rate, elapsed.Seconds(), byKind)
 
-	assert.Zero(t, byKind[http.StatusText(http.StatusOK)+" "], "no forged token passes")
+	assert.Zero(t, byKind[http.StatusText(http.StatusOK)+" "], "no unissued token passes")
 	assert.LessOrEqual(t, callbacks, bound, "call-backs beyond the origin's budget")
 	assert.GreaterOrEqual(t, callbacks, int64(burst), "the burst is spent on call-backs before any 429")
-	assert.Equal(t, int(callbacks), len(rejectedHeaders), "each call-back answers one forged token unknown-token")
+	assert.Equal(t, int(callbacks), len(rejectedHeaders), "each call-back answers one unissued token unknown-token")
 	assert.Equal(t, n, len(rejectedHeaders)+byKind[http.StatusText(http.StatusTooManyRequests)+" rate-limited"]+
 		byKind[http.StatusText(http.StatusTooManyRequests)+" too-many-in-flight"],
-		"every forged token is either rejected by the site or refused with 429: %v", byKind)
+		"every unissued token is either rejected by the site or refused with 429: %v", byKind)
 
 	// Rejections are cached: presenting rejected tokens again costs no
 	// call-back, even with the bucket empty.
@@ -329,20 +332,21 @@ func newConnCountingSite(t *testing.T) *connCountingSite {
 	s.origin = origin
 	s.roots = x509.NewCertPool()
 	s.roots.AddCert(srv.Certificate())
-	st, err := callback.New(callback.Config{Origin: origin, Secrets: []string{s.secret}})
+	st, err := callback.New(callback.Config{Origin: origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{s.secret}}}})
 	require.NoError(t, err)
 	site.Store(st)
 	s.site = st
 	return s
 }
 
-// TestLoadConnReuse makes a few hundred call-backs to one origin from 32
-// goroutines after a warm-up: the default client keeps MaxInFlightPerOrigin
-// connections to the origin and reuses them, so the measured phase opens
-// (almost) no new connection, and never more than that cap over the test.
+// TestLoadConnReuse makes several hundred call-backs to one origin from
+// DefaultMaxInFlightPerOrigin (64) goroutines after a warm-up: the default
+// client keeps MaxInFlightPerOrigin connections to the origin and reuses
+// them, so the measured phase opens (almost) no new connection, and never
+// more than that cap over the test.
 func TestLoadConnReuse(t *testing.T) {
 	const (
-		workers = verify.DefaultMaxInFlightPerOrigin // 32
+		workers = verify.DefaultMaxInFlightPerOrigin // 64
 		each    = 10                                 // call-backs per goroutine measured
 	)
 	s := newConnCountingSite(t)
@@ -388,7 +392,7 @@ func TestLoadConnReuse(t *testing.T) {
 		return errs
 	}
 
-	for _, err := range run(1) { // warm-up: up to 32 connections at once
+	for _, err := range run(1) { // warm-up: up to 64 connections at once
 		require.NoError(t, err, "warm-up")
 	}
 	warmConns, warmCalls := s.newConns.Load(), s.calls.Load()

@@ -12,7 +12,8 @@ import (
 // Middleware verifies every request before next sees it. A confirmed
 // request reaches next with its Result in the context (see FromContext);
 // any other gets a problem+json error: 401 with WWW-Authenticate for a
-// missing, malformed, replayed or rejected token, 403 for an Origin header
+// missing, malformed, replayed or rejected token (or one the verifier refused
+// itself: forged, for another API or request, expired), 403 for an Origin header
 // that is not the claimed origin, 413 for an oversized body, 503 with
 // Retry-After when the origin could not confirm.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
@@ -67,6 +68,8 @@ func title(kind error) string {
 		return "Token already used"
 	case ErrRejected:
 		return "Token rejected by its origin"
+	case ErrInvalidToken:
+		return "Token not valid for this request"
 	case ErrBodyTooLarge:
 		return "Request body too large"
 	case ErrRateLimited:

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -53,7 +54,13 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 
 	store := newShiftStore()
 	secret := callback.GenerateSecret()
-	siteSrv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}, Store: store})
+	// The site works with this API and with another one, each with its own
+	// secret.
+	const otherAudience = "https://other-api.example"
+	siteSrv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{
+		{Audience: audience, Secrets: []string{secret}},
+		{Audience: otherAudience, Secrets: []string{callback.GenerateSecret()}},
+	}, Store: store})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(siteSrv.Origin, "", secret))
 	v, err := verify.New(verify.Config{Audience: audience, Registry: reg, RootCAs: siteSrv.Roots, UnsafeAllowPrivateAddresses: true})
@@ -196,8 +203,24 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 		assert.Equal(t, calls, siteSrv.Calls(), "a replay is refused without a call-back")
 	})
 
-	t.Run("forged token is rejected, then answered from the negative cache", func(t *testing.T) {
-		header := forged(siteSrv.Origin)
+	// refused asserts a 401 for reason that cost the site no call-back.
+	refused := func(t *testing.T, method, path, body, header, reason string) {
+		t.Helper()
+		calls := siteSrv.Calls()
+		resp, text := do(t, plain, method, path, body, header)
+		rejected(t, resp, text, reason)
+		assert.NotContains(t, text, tokenOf(header))
+		assert.Equal(t, calls, siteSrv.Calls(), "refused without a call-back")
+	}
+
+	t.Run("forged token is refused without a call-back", func(t *testing.T) {
+		header := sitetest.Unissued(callback.GenerateSecret(), siteSrv.Origin, audience)
+		refused(t, http.MethodGet, "/v1/orders", "", header, "forged-token")
+		refused(t, http.MethodGet, "/v1/orders", "", header, "forged-token")
+	})
+
+	t.Run("unissued token is rejected, then answered from the negative cache", func(t *testing.T) {
+		header := sitetest.Unissued(secret, siteSrv.Origin, audience)
 		calls := siteSrv.Calls()
 		resp, body := do(t, plain, http.MethodGet, "/v1/orders", "", header)
 		rejected(t, resp, body, wire.ReasonUnknownToken)
@@ -207,14 +230,13 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 		assert.Equal(t, calls+1, siteSrv.Calls(), "the second presentation costs no call-back")
 	})
 
-	t.Run("token for another audience is rejected", func(t *testing.T) {
-		tok, err := site.IssueForAction(t.Context(), "https://other-api.example", "report", callback.IssueOptions{})
+	t.Run("token for another audience is refused", func(t *testing.T) {
+		tok, err := site.IssueForAction(t.Context(), otherAudience, "report", callback.IssueOptions{})
 		require.NoError(t, err)
-		resp, body := do(t, plain, http.MethodPost, "/v1/reports", "", tok.Header())
-		rejected(t, resp, body, wire.ReasonAudienceMismatch)
+		refused(t, http.MethodPost, "/v1/reports", "", tok.Header(), wire.ReasonAudienceMismatch)
 	})
 
-	t.Run("token for another request is rejected", func(t *testing.T) {
+	t.Run("token for another request is refused", func(t *testing.T) {
 		tests := []struct {
 			name                     string
 			method, path, body, send string // send: "method path body" actually sent
@@ -230,19 +252,30 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				header := bound(t, tt.method, tt.path, tt.body, "")
 				f := strings.SplitN(tt.send, " ", 3)
-				resp, body := do(t, plain, f[0], f[1], f[2], header)
-				rejected(t, resp, body, wire.ReasonRequestMismatch)
+				refused(t, f[0], f[1], f[2], header, wire.ReasonRequestMismatch)
+				// The token was neither cached as rejected nor consumed at
+				// the site: it still works for its own request.
+				resp, body := do(t, plain, tt.method, tt.path, tt.body, header)
+				require.Equal(t, http.StatusOK, resp.StatusCode, body)
 			})
 		}
 	})
 
-	t.Run("expired token is rejected", func(t *testing.T) {
+	t.Run("expired token is refused without a call-back", func(t *testing.T) {
+		header := sitetest.MintHeader(secret, siteSrv.Origin, wire.Binding{Audience: audience, Kind: wire.KindAction, Action: "report"},
+			time.Now().Add(-10*time.Minute), time.Minute)
+		refused(t, http.MethodPost, "/v1/reports", "", header, wire.ReasonTokenExpired)
+	})
+
+	t.Run("token expired by the site's record is rejected by the site", func(t *testing.T) {
 		store.shift.Store(600) // issued ten minutes ago by the site's clock
 		tok, err := site.IssueForAction(t.Context(), audience, "report", callback.IssueOptions{})
 		store.shift.Store(0)
 		require.NoError(t, err)
+		calls := siteSrv.Calls()
 		resp, body := do(t, plain, http.MethodPost, "/v1/reports", "", tok.Header())
 		rejected(t, resp, body, wire.ReasonTokenExpired)
+		assert.Equal(t, calls+1, siteSrv.Calls(), "the token is fresh by its own times: the site decides")
 	})
 
 	t.Run("missing header", func(t *testing.T) {
@@ -258,7 +291,7 @@ func TestRequestBindingSurvivesStripPrefix(t *testing.T) {
 	api := httptest.NewTLSServer(mux)
 	defer api.Close()
 	secret := callback.GenerateSecret()
-	siteSrv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
+	siteSrv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: api.URL, Secrets: []string{secret}}}})
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(siteSrv.Origin, "", secret))
 	v, err := verify.New(verify.Config{Audience: api.URL, Registry: reg, RootCAs: siteSrv.Roots, UnsafeAllowPrivateAddresses: true})

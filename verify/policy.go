@@ -22,6 +22,17 @@ const (
 	// statistics and low-value calls only. A Domain-Confirm header, if
 	// present, is neither checked nor used up.
 	RegisteredOrigin Level = iota + 1
+	// IssuedToken: a token whose MAC proves the origin issued it, for this
+	// API and (if request-bound) this request, unexpired and never seen by
+	// this verifier: checked locally, in microseconds, WITHOUT a call-back.
+	// For low-value, latency-sensitive routes and far-away origins. What it
+	// gives up: the site does not consume the token, so one-time rests on
+	// this verifier's replay memory alone (several API servers need a
+	// shared ReplayStore, such as verify/redisstore's); the site cannot
+	// revoke a token it issued; no subject reaches the API; and whoever
+	// holds the secret this API shares with the origin can mint tokens,
+	// for this API alone.
+	IssuedToken
 	// ActionToken: a confirmed action token ([KindAction]), as a page gets
 	// from its site: the site issued the token to someone, for this API, a
 	// moment ago. A request-bound token satisfies it too.
@@ -36,6 +47,8 @@ func (l Level) String() string {
 	switch l {
 	case RegisteredOrigin:
 		return "registered-origin"
+	case IssuedToken:
+		return "issued-token"
 	case ActionToken:
 		return "action-token"
 	case RequestToken:
@@ -64,14 +77,14 @@ var ErrLevelNotMet = errors.New("verify: request does not meet the route's level
 // RequireOption refines a level given to [Verifier.Require].
 type RequireOption func(*policy) error
 
-// WithActions makes an ActionToken route accept action tokens issued for
-// one of the given labels only. A request-bound token still satisfies the
+// WithActions makes an ActionToken or IssuedToken route accept action
+// tokens issued for one of the given labels only. A request-bound token still satisfies the
 // route: it is bound to the exact request, which is more than any label
 // says. Without it, an action token of any label is accepted.
 func WithActions(labels ...string) RequireOption {
 	return func(p *policy) error {
-		if p.level != ActionToken {
-			return fmt.Errorf("WithActions needs the level ActionToken, not %v", p.level)
+		if p.level != ActionToken && p.level != IssuedToken {
+			return fmt.Errorf("WithActions needs the level ActionToken or IssuedToken, not %v", p.level)
 		}
 		if len(labels) == 0 {
 			return errors.New("WithActions needs at least one label")
@@ -90,7 +103,7 @@ func WithActions(labels ...string) RequireOption {
 type policy struct {
 	v       *Verifier
 	level   Level
-	actions []string // for ActionToken; nil means any
+	actions []string // for ActionToken and IssuedToken; nil means any
 }
 
 // Require returns a middleware that lets a request through to next only if
@@ -99,12 +112,15 @@ type policy struct {
 // the route's. Every route states its level in one line:
 //
 //	mux.Handle("/v1/stats", v.Require(verify.RegisteredOrigin)(stats))
+//	mux.Handle("/v1/views", v.Require(verify.IssuedToken)(views)) // no call-back: see IssuedToken
 //	mux.Handle("/v1/report", v.Require(verify.ActionToken, verify.WithActions("report"))(report))
 //	mux.Handle("/v1/orders", v.Require(verify.RequestToken)(orders))
 //
 // A stronger level satisfies a weaker one among the token levels: a
-// request-bound token passes an ActionToken route (whatever WithActions
-// says), an action token does not pass a RequestToken route. A
+// request-bound token passes an ActionToken or IssuedToken route (whatever
+// WithActions says), an action token does not pass a RequestToken route.
+// Every token level checks the token's MAC first; only IssuedToken stops
+// there, the others then confirm the token by a call-back. A
 // RegisteredOrigin route looks at the Origin header only, never at a token,
 // and never calls back: a non-browser client reaches it by sending an Origin
 // header, which is why it proves little.
@@ -115,8 +131,9 @@ type policy struct {
 // origin, or more than one), level-not-met (an action token on a
 // RequestToken route), action-not-allowed (an action label the route does
 // not accept). On a RegisteredOrigin route an Origin that is not registered
-// is unknown-origin. A token of the wrong kind or label is used up all the
-// same: the kind is only known once the site confirms it.
+// is unknown-origin. A token of the wrong kind or label is refused before
+// any call-back and stays usable where it belongs: the token names its kind
+// and label under its MAC.
 //
 // Config.Observer gets one [Event] per request, with the route's decision.
 //
@@ -158,7 +175,7 @@ func (p *policy) check(ctx context.Context, r *http.Request) (*Result, error) {
 	if p.level == RegisteredOrigin {
 		res, origin, err = v.registeredOrigin(ctx, r)
 	} else {
-		res, origin, called, err = v.verify(ctx, r)
+		res, origin, called, err = v.verify(ctx, r, p)
 		if err == nil {
 			if err = p.admit(res); err != nil {
 				res = nil
@@ -176,7 +193,22 @@ func (p *policy) check(ctx context.Context, r *http.Request) (*Result, error) {
 	return res, err
 }
 
-// admit checks a confirmed token against the route's level.
+// admitToken checks a token whose MAC verified against the route's level
+// and labels, before any call-back: a refused token is left unused.
+func (p *policy) admitToken(origin string, pt *wire.ParsedToken) *Error {
+	if p.level == RequestToken && pt.Kind() != KindRequest {
+		return newError(ErrLevelNotMet, "level-not-met", origin,
+			fmt.Sprintf("this route needs a %v and got an action token; the token was not used", p.level), nil)
+	}
+	if pt.Kind() == KindAction && p.actions != nil && !slices.ContainsFunc(p.actions, pt.HasAction) {
+		return newError(ErrLevelNotMet, "action-not-allowed", origin,
+			"this route does not accept action tokens of this label; the token was not used", nil)
+	}
+	return nil
+}
+
+// admit checks a confirmed token against the route's level: a second
+// look, after the call-back, at what the site confirmed.
 func (p *policy) admit(res *Result) error {
 	got := levelOf(res.Binding.Kind)
 	if got < p.level {

@@ -125,6 +125,10 @@ func TestRequireTokens(t *testing.T) {
 	bound := func(t *testing.T) string { return f.bound(t, http.MethodPost, apiOrigin+path, body, "user-1") }
 	none := func(*testing.T) string { return "" }
 
+	unissuedToken := func(*testing.T) string { return unissued(f.secret, f.srv.Origin) }
+	forgedToken := func(*testing.T) string { return forged(f.srv.Origin) }
+	withReport := []verify.RequireOption{verify.WithActions("report")}
+
 	for _, c := range []struct {
 		name   string
 		level  verify.Level
@@ -132,21 +136,36 @@ func TestRequireTokens(t *testing.T) {
 		header func(t *testing.T) string
 		reason string       // "" means let through
 		met    verify.Level // Result.Level when let through
+		calls  int64        // call-backs the site gets
 	}{
-		{"action route, action token", verify.ActionToken, nil, action("report"), "", verify.ActionToken},
-		{"action route, request token", verify.ActionToken, nil, bound, "", verify.RequestToken},
-		{"action route, no token", verify.ActionToken, nil, none, "missing-token", 0},
-		{"action route, forged token", verify.ActionToken, nil, func(*testing.T) string { return forged(f.srv.Origin) }, "unknown-token", 0},
-		{"request route, request token", verify.RequestToken, nil, bound, "", verify.RequestToken},
-		{"request route, action token", verify.RequestToken, nil, action("report"), "level-not-met", 0},
-		{"request route, no token", verify.RequestToken, nil, none, "missing-token", 0},
-		{"labelled route, its label", verify.ActionToken, []verify.RequireOption{verify.WithActions("report", "vote")}, action("vote"), "", verify.ActionToken},
-		{"labelled route, another label", verify.ActionToken, []verify.RequireOption{verify.WithActions("report")}, action("delete"), "action-not-allowed", 0},
-		{"labelled route, request token", verify.ActionToken, []verify.RequireOption{verify.WithActions("report")}, bound, "", verify.RequestToken},
+		{"action route, action token", verify.ActionToken, nil, action("report"), "", verify.ActionToken, 1},
+		{"action route, request token", verify.ActionToken, nil, bound, "", verify.RequestToken, 1},
+		{"action route, no token", verify.ActionToken, nil, none, "missing-token", 0, 0},
+		{"action route, forged token", verify.ActionToken, nil, forgedToken, "forged-token", 0, 0},
+		{"action route, token the site never issued", verify.ActionToken, nil, unissuedToken, "unknown-token", 0, 1},
+		{"request route, request token", verify.RequestToken, nil, bound, "", verify.RequestToken, 1},
+		// The token names its kind under its MAC: refused before the call-back.
+		{"request route, action token", verify.RequestToken, nil, action("report"), "level-not-met", 0, 0},
+		{"request route, no token", verify.RequestToken, nil, none, "missing-token", 0, 0},
+		{"request route, forged token", verify.RequestToken, nil, forgedToken, "forged-token", 0, 0},
+		{"labelled route, its label", verify.ActionToken, []verify.RequireOption{verify.WithActions("report", "vote")}, action("vote"), "", verify.ActionToken, 1},
+		// And its label: refused before the call-back too.
+		{"labelled route, another label", verify.ActionToken, withReport, action("delete"), "action-not-allowed", 0, 0},
+		{"labelled route, request token", verify.ActionToken, withReport, bound, "", verify.RequestToken, 1},
+		// The local level: the MAC, binding and lifetime, never a call-back.
+		{"issued route, action token", verify.IssuedToken, nil, action("report"), "", verify.IssuedToken, 0},
+		{"issued route, request token", verify.IssuedToken, nil, bound, "", verify.IssuedToken, 0},
+		{"issued route, no token", verify.IssuedToken, nil, none, "missing-token", 0, 0},
+		{"issued route, forged token", verify.IssuedToken, nil, forgedToken, "forged-token", 0, 0},
+		{"labelled issued route, another label", verify.IssuedToken, withReport, action("delete"), "action-not-allowed", 0, 0},
+		{"labelled issued route, request token", verify.IssuedToken, withReport, bound, "", verify.IssuedToken, 0},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			calls := f.srv.Calls()
 			rec, res := serveAt(f.v, apiRequest(http.MethodPost, path, body, c.header(t)), c.level, c.opts...)
 			ev := obs.last(t)
+			assert.Equal(t, calls+c.calls, f.srv.Calls(), "call-backs")
+			assert.Equal(t, c.calls == 1, ev.Callback)
 			if c.reason != "" {
 				assert.Nil(t, res)
 				requireProblem(t, rec, http.StatusUnauthorized, c.reason)
@@ -159,18 +178,37 @@ func TestRequireTokens(t *testing.T) {
 			require.NotNil(t, res)
 			assert.Equal(t, c.met, res.Level)
 			assert.Equal(t, f.srv.Origin, res.Origin)
-			assert.Equal(t, "user-1", res.Subject)
+			if c.met == verify.IssuedToken {
+				assert.Empty(t, res.Subject, "the subject is the site's to tell, in a call-back")
+			} else {
+				assert.Equal(t, "user-1", res.Subject)
+			}
 			assert.Equal(t, verify.OutcomeConfirmed, ev.Outcome)
-			assert.True(t, ev.Callback)
 			assert.Same(t, res, ev.Result)
 		})
 	}
 
-	t.Run("a refused token is used up", func(t *testing.T) {
-		header := f.action(t, apiOrigin, "report", "")
+	// A token of the wrong kind or label is refused before the call-back
+	// and stays usable where it belongs.
+	t.Run("a refused token is not used up", func(t *testing.T) {
+		header := f.action(t, apiOrigin, "delete", "")
+		calls := f.srv.Calls()
 		rec, _ := serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.RequestToken)
 		requireProblem(t, rec, http.StatusUnauthorized, "level-not-met")
-		rec, _ = serve(f.v, apiRequest(http.MethodPost, path, body, header))
+		rec, _ = serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.ActionToken, withReport...)
+		requireProblem(t, rec, http.StatusUnauthorized, "action-not-allowed")
+		rec, _ = serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.IssuedToken, withReport...)
+		requireProblem(t, rec, http.StatusUnauthorized, "action-not-allowed")
+		assert.Equal(t, calls, f.srv.Calls(), "a call-back was made")
+
+		rec, res := serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.ActionToken, verify.WithActions("delete"))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		assert.Equal(t, "delete", res.Binding.Action)
+		assert.Equal(t, calls+1, f.srv.Calls())
+		// Used now, at every level.
+		rec, _ = serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.ActionToken, verify.WithActions("delete"))
+		requireProblem(t, rec, http.StatusUnauthorized, "token-replayed")
+		rec, _ = serveAt(f.v, apiRequest(http.MethodPost, path, body, header), verify.IssuedToken)
 		requireProblem(t, rec, http.StatusUnauthorized, "token-replayed")
 	})
 }
@@ -191,6 +229,7 @@ func TestRequireRefusesBadSetUp(t *testing.T) {
 	require.NoError(t, err)
 	for name, set := range map[string]func(){
 		"zero level":                 func() { v.Require(0) },
+		"negative level":             func() { v.Require(-1) },
 		"level out of range":         func() { v.Require(verify.RequestToken + 1) },
 		"actions on a request route": func() { v.Require(verify.RequestToken, verify.WithActions("report")) },
 		"actions on an origin route": func() { v.Require(verify.RegisteredOrigin, verify.WithActions("report")) },
@@ -200,13 +239,28 @@ func TestRequireRefusesBadSetUp(t *testing.T) {
 		t.Run(name, func(t *testing.T) { assert.Panics(t, set) })
 	}
 	assert.NotPanics(t, func() { v.Require(verify.ActionToken, verify.WithActions("report")) })
+	assert.NotPanics(t, func() { v.Require(verify.IssuedToken, verify.WithActions("report")) })
+	for _, l := range []verify.Level{verify.RegisteredOrigin, verify.IssuedToken, verify.ActionToken, verify.RequestToken} {
+		assert.NotPanics(t, func() { v.Require(l) }, "%v", l)
+	}
 }
 
 func TestLevelString(t *testing.T) {
 	assert.Equal(t, "registered-origin", verify.RegisteredOrigin.String())
+	assert.Equal(t, "issued-token", verify.IssuedToken.String())
 	assert.Equal(t, "action-token", verify.ActionToken.String())
 	assert.Equal(t, "request-token", verify.RequestToken.String())
 	assert.Equal(t, "Level(0)", verify.Level(0).String())
+	assert.Equal(t, "Level(5)", (verify.RequestToken + 1).String())
+}
+
+// TestLevelOrder: the levels go from the cheapest to the strongest, and the
+// zero Level is none of them.
+func TestLevelOrder(t *testing.T) {
+	levels := []verify.Level{verify.RegisteredOrigin, verify.IssuedToken, verify.ActionToken, verify.RequestToken}
+	for i, l := range levels {
+		assert.Equal(t, verify.Level(i+1), l, "%v", l)
+	}
 }
 
 // Each route states its level in one line. A RegisteredOrigin route only

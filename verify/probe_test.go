@@ -68,9 +68,9 @@ func requireProblemCode(t *testing.T, rep *verify.ProbeReport, code string) veri
 // wrong way.
 func TestProbe(t *testing.T) {
 	oldSecret, secret := callback.GenerateSecret(), callback.GenerateSecret()
-	srv, _ := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
+	srv, _ := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	// A site in the middle of a rotation: it holds both secrets.
-	srv2, _ := sitetest.NewSite(t, callback.Config{Secrets: []string{oldSecret, secret}})
+	srv2, _ := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{oldSecret, secret}}}})
 
 	var calls atomic.Int64 // call-backs by Verify, not Probe
 	reg := verify.NewMemoryRegistry()
@@ -220,7 +220,7 @@ func TestProbe(t *testing.T) {
 		// not open the breaker.
 		require.NoError(t, reg.Add(srv.Origin, "", secret))
 		defer reg.Remove(srv.Origin)
-		_, err = limited.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(srv.Origin)))
+		_, err = limited.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, srv.Origin)))
 		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
 	})
 

@@ -20,6 +20,7 @@ type Registration struct {
 	confirmURL *url.URL
 	urlString  string // confirmURL.String(), for logs and errors
 	keys       [][]byte
+	tokenKeys  []*wire.TokenKey // derived from keys, to check tokens' MACs
 }
 
 // NewRegistration validates and normalises a registration.
@@ -50,7 +51,11 @@ func newRegistration(origin, confirmURL string, secrets []string) (*Registration
 	if err != nil {
 		return nil, fmt.Errorf("registration for %s: %w", o, err)
 	}
-	return &Registration{origin: o, confirmURL: u, urlString: u.String(), keys: keys}, nil
+	tk, err := wire.DeriveTokenKeys(keys)
+	if err != nil {
+		return nil, fmt.Errorf("registration for %s: %w", o, err)
+	}
+	return &Registration{origin: o, confirmURL: u, urlString: u.String(), keys: keys, tokenKeys: tk}, nil
 }
 
 // Origin returns the canonical origin.
@@ -60,7 +65,7 @@ func (r *Registration) Origin() string { return r.origin }
 func (r *Registration) ConfirmURL() string { return r.urlString }
 
 func (r *Registration) usable() bool {
-	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && r.origin != ""
+	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && len(r.tokenKeys) == len(r.keys) && r.origin != ""
 }
 
 // Registry finds the registration of an origin. The verifier only ever calls

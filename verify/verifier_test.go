@@ -3,8 +3,10 @@ package verify_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,7 +116,7 @@ func TestOneWinner(t *testing.T) {
 		site.Load().ServeHTTP(w, r)
 	}))
 	secret := callback.GenerateSecret()
-	s, err := callback.New(callback.Config{Origin: srv.Origin, Secrets: []string{secret}})
+	s, err := callback.New(callback.Config{Origin: srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	require.NoError(t, err)
 	site.Store(s)
 	reg := verify.NewMemoryRegistry()
@@ -193,13 +195,19 @@ func TestOneWinner(t *testing.T) {
 }
 
 // TestSecretRotation: every secret of a registration is valid at once, in
-// both directions, so a customer can rotate without downtime.
+// both directions, so a customer can rotate without downtime. The site MACs
+// its tokens with its first secret, which the API must already hold: that
+// is the one order a rotation must keep (callback.API.Secrets).
 func TestSecretRotation(t *testing.T) {
 	oldSecret, newSecret := callback.GenerateSecret(), callback.GenerateSecret()
-	newOnlySrv, newOnly := sitetest.NewSite(t, callback.Config{Secrets: []string{newSecret}})
-	bothSrv, both := sitetest.NewSite(t, callback.Config{Secrets: []string{oldSecret, newSecret}})
+	site := func(secrets ...string) (*sitetest.Server, *callback.Site) {
+		return sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: secrets}}})
+	}
+	newOnlySrv, newOnly := site(newSecret)
+	oldFirstSrv, oldFirst := site(oldSecret, newSecret)
+	newFirstSrv, newFirst := site(newSecret, oldSecret)
 	reg := verify.NewMemoryRegistry()
-	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(newOnlySrv, bothSrv), UnsafeAllowPrivateAddresses: true})
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(newOnlySrv, oldFirstSrv, newFirstSrv), UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
 
 	tests := []struct {
@@ -207,78 +215,177 @@ func TestSecretRotation(t *testing.T) {
 		srv      *sitetest.Server
 		site     *callback.Site
 		registry []string
-		reason   string // "" for confirmed
+		mintWith string // if set, the token is MACed with this secret, not issued by the site
+		sentinel error  // nil for confirmed
+		reason   string
 	}{
-		{"API old and new, site new", newOnlySrv, newOnly, []string{oldSecret, newSecret}, ""},
-		{"API new and old, site new", newOnlySrv, newOnly, []string{newSecret, oldSecret}, ""},
-		{"API new, site old and new", bothSrv, both, []string{newSecret}, ""},
-		{"API old, site old and new", bothSrv, both, []string{oldSecret}, ""},
-		{"API old, site new", newOnlySrv, newOnly, []string{oldSecret}, "callback-status"},
+		{name: "API old and new, site new", srv: newOnlySrv, site: newOnly, registry: []string{oldSecret, newSecret}},
+		{name: "API new and old, site new", srv: newOnlySrv, site: newOnly, registry: []string{newSecret, oldSecret}},
+		{name: "API new, site new and old", srv: newFirstSrv, site: newFirst, registry: []string{newSecret}},
+		{name: "API old, site old and new", srv: oldFirstSrv, site: oldFirst, registry: []string{oldSecret}},
+		{name: "API old and new, site old and new", srv: oldFirstSrv, site: oldFirst, registry: []string{oldSecret, newSecret}},
+		// The site issues with a secret the API does not hold (yet, or any
+		// more): refused on the token's MAC, before any call-back.
+		{name: "API new, site old and new", srv: oldFirstSrv, site: oldFirst, registry: []string{newSecret},
+			sentinel: verify.ErrInvalidToken, reason: "forged-token"},
+		{name: "API old, site new", srv: newOnlySrv, site: newOnly, registry: []string{oldSecret},
+			sentinel: verify.ErrInvalidToken, reason: "forged-token"},
+		// A token MACed with the API's secret reaches the call-back, whose
+		// signature the site cannot check.
+		{name: "API old, site new, a token MACed with old", srv: newOnlySrv, registry: []string{oldSecret}, mintWith: oldSecret,
+			sentinel: verify.ErrUnverified, reason: "callback-status"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			require.NoError(t, reg.Add(tt.srv.Origin, "", tt.registry...))
-			tok, err := tt.site.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
-			require.NoError(t, err)
-			res, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", tok.Header()))
-			if tt.reason == "" {
+			var header string
+			if tt.mintWith != "" {
+				header = unissued(tt.mintWith, tt.srv.Origin)
+			} else {
+				tok, err := tt.site.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
+				require.NoError(t, err)
+				header = tok.Header()
+			}
+			calls := tt.srv.Calls()
+			res, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
+			switch tt.sentinel {
+			case nil:
 				require.NoError(t, err)
 				assert.Equal(t, tt.srv.Origin, res.Origin)
-				return
+				assert.Equal(t, calls+1, tt.srv.Calls())
+			case verify.ErrInvalidToken:
+				requireError(t, err, tt.sentinel, tt.reason)
+				assert.Equal(t, calls, tt.srv.Calls(), "a call-back was made")
+			default:
+				e := requireError(t, err, tt.sentinel, tt.reason)
+				assert.Contains(t, e.Detail, "bad-signature", "the detail names the site's reason")
+				assert.Equal(t, calls+1, tt.srv.Calls())
 			}
-			e := requireError(t, err, verify.ErrUnverified, tt.reason)
-			assert.Contains(t, e.Detail, "bad-signature", "the detail names the site's reason")
 		})
 	}
 }
 
-// TestClockSkew moves the verifier's clock against a real site's: within
-// the tolerance both sides accept each other's timestamps; beyond it the
-// site refuses the confirmation request.
+// TestClockSkew moves the verifier's clock against a real site's. The
+// signed messages of a call-back tolerate 5 minutes either way; beyond, the
+// site refuses the confirmation request. A token's own times are checked by
+// the verifier's clock: with the same 5 minutes before a call-back, with
+// wire.TokenLeeway (30 s) at the local level, where no site judges them.
 func TestClockSkew(t *testing.T) {
 	f := newFixture(t, nil)
 	var skew atomic.Int64
-	verify.SetNow(f.v, func() time.Time { return time.Now().Add(time.Duration(skew.Load())) })
-	tests := []struct {
-		skew   time.Duration
-		reason string // "" for confirmed
-	}{
-		{4 * time.Minute, ""},
-		{-4 * time.Minute, ""},
-		{10 * time.Minute, "callback-status"},
-		{-10 * time.Minute, "callback-status"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.skew.String(), func(t *testing.T) {
-			skew.Store(int64(tt.skew))
-			_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", f.action(t, apiOrigin, "report", "")))
-			if tt.reason == "" {
-				require.NoError(t, err)
-				return
-			}
-			e := requireError(t, err, verify.ErrUnverified, tt.reason)
-			assert.Contains(t, e.Detail, "bad-timestamp", "the detail names the site's reason")
-		})
-	}
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	verify.SetNow(f.v, now)
+
+	// The token is minted fresh by the verifier's clock, so that only the
+	// message timestamps are skewed; the site never stored it, so a
+	// call-back whose signatures both sides accepted ends in unknown-token.
+	t.Run("signatures", func(t *testing.T) {
+		tests := []struct {
+			skew     time.Duration
+			sentinel error
+			reason   string
+		}{
+			{4 * time.Minute, verify.ErrRejected, wire.ReasonUnknownToken},
+			{-4 * time.Minute, verify.ErrRejected, wire.ReasonUnknownToken},
+			{10 * time.Minute, verify.ErrUnverified, "callback-status"},
+			{-10 * time.Minute, verify.ErrUnverified, "callback-status"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.skew.String(), func(t *testing.T) {
+				skew.Store(int64(tt.skew))
+				defer skew.Store(0)
+				header := sitetest.MintHeader(f.secret, f.srv.Origin, wire.Binding{Audience: apiOrigin, Kind: wire.KindAction, Action: "report"}, now(), time.Minute)
+				calls := f.srv.Calls()
+				_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
+				e := requireError(t, err, tt.sentinel, tt.reason)
+				assert.Equal(t, calls+1, f.srv.Calls(), "one call-back")
+				if tt.sentinel == verify.ErrUnverified {
+					assert.Contains(t, e.Detail, "bad-timestamp", "the detail names the site's reason")
+				}
+			})
+		}
+	})
+
+	// A token's own times: before a call-back the verifier allows the
+	// message tolerance (5 min), since the site then judges expiry by its
+	// own clock; alone, at the local level, wire.TokenLeeway (30 s).
+	t.Run("token times", func(t *testing.T) {
+		local := f.v.Require(verify.IssuedToken)(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		tests := []struct {
+			skew    time.Duration
+			isLocal bool
+			reason  string // "" for confirmed
+		}{
+			{0, false, ""},
+			{4 * time.Minute, false, ""},  // a minute-long token, expired by the verifier's clock, not by the site's
+			{-4 * time.Minute, false, ""}, // issued in the future by the verifier's clock
+			{7 * time.Minute, false, "token-expired"},
+			{-7 * time.Minute, false, "token-expired"},
+			{0, true, ""},
+			{20 * time.Second, true, ""},
+			{-20 * time.Second, true, ""},
+			{2 * time.Minute, true, "token-expired"},
+			{-45 * time.Second, true, "token-expired"},
+		}
+		for _, tt := range tests {
+			t.Run(fmt.Sprintf("%v local=%v", tt.skew, tt.isLocal), func(t *testing.T) {
+				skew.Store(int64(tt.skew))
+				defer skew.Store(0)
+				header := f.action(t, apiOrigin, "report", "")
+				calls := f.srv.Calls()
+				if tt.isLocal {
+					rec := httptest.NewRecorder()
+					local.ServeHTTP(rec, apiRequest(http.MethodGet, "/", "", header))
+					if tt.reason == "" {
+						assert.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+					} else {
+						requireProblem(t, rec, http.StatusUnauthorized, tt.reason)
+					}
+					assert.Equal(t, calls, f.srv.Calls(), "the local level never calls back")
+					return
+				}
+				_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
+				if tt.reason == "" {
+					require.NoError(t, err)
+					assert.Equal(t, calls+1, f.srv.Calls())
+					return
+				}
+				requireError(t, err, verify.ErrInvalidToken, tt.reason)
+				assert.Equal(t, calls, f.srv.Calls(), "a call-back was made")
+			})
+		}
+	})
 }
 
 // TestNegativeCache checks what is remembered after a failure.
 func TestNegativeCache(t *testing.T) {
 	t.Run("a rejection is cached, whatever the next request", func(t *testing.T) {
 		f := newFixture(t, nil)
+		header := unissued(f.secret, f.srv.Origin) // an action token: good for any request
+		_, err := f.v.Verify(t.Context(), apiRequest(http.MethodPost, "/v1/orders", "b", header))
+		requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+		calls := f.srv.Calls()
+		_, err = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/v1/report", "", header))
+		requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+		assert.Equal(t, calls, f.srv.Calls())
+	})
+
+	// The verifier's own refusals are not remembered: they cost nothing to
+	// repeat, and the token may still be good for its own request.
+	t.Run("a local refusal is not cached", func(t *testing.T) {
+		f := newFixture(t, nil)
 		header := f.bound(t, http.MethodPost, apiOrigin+"/v1/orders", "a", "")
 		_, err := f.v.Verify(t.Context(), apiRequest(http.MethodPost, "/v1/orders", "b", header))
-		requireError(t, err, verify.ErrRejected, wire.ReasonRequestMismatch)
-		calls := f.srv.Calls()
-		// The right request comes too late: the site consumed the token.
+		requireError(t, err, verify.ErrInvalidToken, wire.ReasonRequestMismatch)
+		assert.Zero(t, f.srv.Calls())
 		_, err = f.v.Verify(t.Context(), apiRequest(http.MethodPost, "/v1/orders", "a", header))
-		requireError(t, err, verify.ErrRejected, wire.ReasonRequestMismatch)
-		assert.Equal(t, calls, f.srv.Calls())
+		require.NoError(t, err, "the right request afterwards")
+		assert.Equal(t, int64(1), f.srv.Calls())
 	})
 
 	t.Run("a full cache drops new entries", func(t *testing.T) {
 		f := newFixture(t, func(c *verify.Config) { c.NegativeCacheSize = 1 })
-		first, second := forged(f.srv.Origin), forged(f.srv.Origin)
+		first, second := unissued(f.secret, f.srv.Origin), unissued(f.secret, f.srv.Origin)
 		for _, h := range []string{first, second, first, second} {
 			_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 			requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
@@ -288,11 +395,12 @@ func TestNegativeCache(t *testing.T) {
 
 	t.Run("an unverified outcome is not cached", func(t *testing.T) {
 		fake := sitetest.NewFake(t, sitetest.Problem(http.StatusServiceUnavailable, "maintenance"))
+		secret := callback.GenerateSecret()
 		reg := verify.NewMemoryRegistry()
-		require.NoError(t, reg.Add(fake.Origin, "", callback.GenerateSecret()))
+		require.NoError(t, reg.Add(fake.Origin, "", secret))
 		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true})
 		require.NoError(t, err)
-		h := forged(fake.Origin)
+		h := unissued(secret, fake.Origin)
 		for range 2 {
 			_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 			requireError(t, err, verify.ErrUnverified, "callback-status")
@@ -316,34 +424,35 @@ func TestVerifyKeepsBody(t *testing.T) {
 }
 
 // TestCoalescingIsPerOrigin: two requests carrying one token but claiming
-// different origins must each be decided by their own origin's call-back.
-// Today the coalescing key leaves the origin out, so a request claiming B,
-// with a browser Origin header of B, can share A's call-back and be
-// accepted with Result.Origin == A, bypassing the Origin check.
+// different origins must each be decided by their own origin. A request
+// claiming B, with a browser Origin header of B, must not share A's
+// call-back and be accepted with Result.Origin == A, bypassing the Origin
+// check. The token's MAC names A, so the request claiming B is refused on
+// its own (even with B registered under the same secret), while A's
+// call-back for that very token is in flight, and B is never asked.
 func TestCoalescingIsPerOrigin(t *testing.T) {
-
-	gate := &gateNegative{MemoryNegativeCache: verify.NewMemoryNegativeCache(100), want: 2, all: make(chan struct{})}
-	entered := make(chan struct{})
+	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	var site atomic.Pointer[callback.Site]
 	a := sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		once.Do(func() { close(entered) })
-		select { // hold A's answer until the request claiming B has looked the token up
-		case <-gate.all:
+		select { // hold A's answer until the request claiming B is decided
+		case <-release:
 		case <-r.Context().Done():
 			return
 		}
 		site.Load().ServeHTTP(w, r)
 	}))
 	secret := callback.GenerateSecret()
-	s, err := callback.New(callback.Config{Origin: a.Origin, Secrets: []string{secret}})
+	s, err := callback.New(callback.Config{Origin: a.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	require.NoError(t, err)
 	site.Store(s)
-	b := sitetest.NewFake(t, sitetest.NewSigner(secret).Reject(wire.ReasonUnknownToken))
+	b := sitetest.NewFake(t, sitetest.NewSigner(secret).Confirm(nil)) // B would confirm anything
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(a.Origin, "", secret))
 	require.NoError(t, reg.Add(b.Origin, "", secret))
-	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(a, b), UnsafeAllowPrivateAddresses: true, NegativeCache: gate})
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(a, b), UnsafeAllowPrivateAddresses: true,
+		CallbackTimeout: 30 * time.Second}) // generous under -race; nothing here is timed
 	require.NoError(t, err)
 
 	tok, err := s.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
@@ -359,9 +468,11 @@ func TestCoalescingIsPerOrigin(t *testing.T) {
 	}()
 	<-entered
 	res, err := v.Verify(t.Context(), claimB)
+	close(release)
 	require.NoError(t, <-errA, "the request claiming A, the token's issuer, wins")
 	assert.Nil(t, res, "a request claiming B was accepted for %v", res)
-	e := requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+	e := requireError(t, err, verify.ErrInvalidToken, "forged-token")
 	assert.Equal(t, b.Origin, e.Origin)
-	assert.Equal(t, int64(1), b.Calls(), "B was never asked")
+	assert.Zero(t, b.Calls(), "B was asked")
+	assert.Equal(t, int64(1), a.Calls())
 }

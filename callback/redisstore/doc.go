@@ -14,9 +14,9 @@
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis.internal:6379"})
 //	site, err := callback.New(callback.Config{
-//		Origin:  "https://shop.example",
-//		Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")},
-//		Store:   redisstore.New(rdb),
+//		Origin: "https://shop.example",
+//		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")}}},
+//		Store:  redisstore.New(rdb),
 //	})
 //
 // Any [redis.UniversalClient] will do: a [redis.Client], a

@@ -26,9 +26,9 @@ func Example() {
 	defer rdb.Close()
 
 	site, err := callback.New(callback.Config{
-		Origin:  "https://shop.example",
-		Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")},
-		Store:   redisstore.New(rdb),
+		Origin: "https://shop.example",
+		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")}}},
+		Store:  redisstore.New(rdb),
 	})
 	if err != nil {
 		log.Fatal(err)

@@ -48,7 +48,7 @@ func newSitesOf(t *testing.T, origin string, a callback.Store, b ...callback.Sto
 	t.Helper()
 	secret := callback.GenerateSecret()
 	newSite := func(store callback.Store) *callback.Site {
-		s, err := callback.New(callback.Config{Origin: origin, Secrets: []string{secret}, Store: store})
+		s, err := callback.New(callback.Config{Origin: origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}, Store: store})
 		require.NoError(t, err)
 		return s
 	}

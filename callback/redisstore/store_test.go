@@ -16,11 +16,12 @@ import (
 	"github.com/domainconfirm/domainconfirm/callback"
 	"github.com/domainconfirm/domainconfirm/callback/redisstore"
 	"github.com/domainconfirm/domainconfirm/internal/redistest"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
 // storeKey is a key as a Site builds it: its origin, "#" and a token's hash.
-func storeKey() string { return "https://shop.example#" + wire.TokenHash(wire.NewToken()) }
+func storeKey() string { return "https://shop.example#" + wire.TokenHash(sitetest.ForgedToken()) }
 
 func TestStorePutTake(t *testing.T) {
 	client := redistest.Client(t)
@@ -178,7 +179,7 @@ func TestStoreTakeOneWinner(t *testing.T) {
 // key (a token hash) nor the value, let alone a token.
 func TestStoreErrors(t *testing.T) {
 	ctx := context.Background()
-	token := wire.NewToken()
+	token := sitetest.ForgedToken()
 	key := "https://shop.example#" + wire.TokenHash(token)
 	value := []byte(`{"o":"https://shop.example","s":"user-17"}`)
 	noLeak := func(t *testing.T, err error) {
@@ -242,7 +243,7 @@ func TestSiteWithRedisDown(t *testing.T) {
 	require.ErrorIs(t, err, callback.ErrIssue)
 	require.ErrorContains(t, err, "redisstore: token store: ")
 
-	w := f.post(t, f.a, wire.NewToken(), orderInfo)
+	w := f.post(t, f.a, sitetest.ForgedToken(), orderInfo)
 	requireProblem(t, w, 503, "store-unavailable")
 }
 

@@ -91,7 +91,7 @@ func newCustomer(name, secret, apiURL string) (*customer, error) {
 	mux := http.NewServeMux()
 	srv := httptest.NewUnstartedServer(mux)
 	c := &customer{name: name, url: "https://" + srv.Listener.Addr().String(), srv: srv}
-	site, err := callback.New(callback.Config{Origin: c.url, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: c.url, APIs: []callback.API{{Audience: apiURL, Secrets: []string{secret}}}})
 	if err != nil {
 		srv.Close()
 		return nil, err

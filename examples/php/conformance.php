@@ -204,6 +204,14 @@ function requestHeaders(array $h): array
     return $out;
 }
 
+/**
+ * Another API a site may also work with, and its secret (the bytes 0x80…0x9f,
+ * in no vector file), for the checks that a site's answers to one API do not
+ * depend on its others.
+ */
+const OTHER_API = 'https://other-api.invalid';
+const OTHER_SECRET = 'dcsec_gIGCg4SFhoeIiYqLjI2Oj5CRkpOUlZaXmJmam5ydnp8';
+
 $dir = $argv[1] ?? __DIR__ . '/../../testdata/vectors';
 $load = static function (string $file) use ($dir): array {
     $text = @file_get_contents($dir . '/' . $file);
@@ -255,13 +263,87 @@ $checks['secrets.json'] = static function (array $d) use ($c): void {
 };
 
 $checks['tokens.json'] = static function (array $d) use ($c): void {
-    foreach ($d['vectors'] as $v) {
+    $p = [];
+    expect($p, 'leeway_seconds', $d['leeway_seconds'], Wire::TOKEN_LEEWAY);
+    $c->vector('tokens.json', 'constants', $p);
+    foreach ($d['derivation'] as $v) {
         $p = [];
-        expect($p, 'valid', Wire::isToken($v['token']), $v['valid']);
-        if ($v['valid']) {
-            expect($p, 'sha256', Wire::tokenHash($v['token']), $v['sha256']);
+        $key = Wire::secretKey($v['secret']);
+        if ($key === null) {
+            $p[] = 'the secret is not valid';
+        } else {
+            $k = Wire::tokenKey($key);
+            expect($p, 'token_key', bin2hex($k['token_key']), $v['token_key_hex']);
+            expect($p, 'key_id', bin2hex($k['key_id']), $v['key_id_hex']);
         }
-        $c->vector('tokens.json', $v['note'], $p);
+        $c->vector('tokens.json', 'derivation: ' . $v['note'], $p);
+    }
+    foreach ($d['construction'] as $v) {
+        $p = [];
+        $b = $v['binding'];
+        // Byte for byte from the fields.
+        $k = Wire::tokenKey((string) Wire::secretKey($v['secret']));
+        $built = Wire::buildToken($k['token_key'], $k['key_id'], $v['origin'], $b, $v['issued_at'], $v['lifetime_seconds'], (string) hex2bin($v['nonce_hex']));
+        expect($p, 'payload', bin2hex($built['payload']), $v['payload_hex']);
+        expect($p, 'mac_input', bin2hex($built['mac_input']), $v['mac_input_hex']);
+        expect($p, 'mac', bin2hex($built['mac']), $v['mac_hex']);
+        expect($p, 'token', $built['token'], $v['token']);
+        expect($p, 'token_sha256', Wire::tokenHash($v['token']), $v['token_sha256']);
+        // Parsed back, it has the fields it was built from.
+        $t = Wire::parseToken($v['token']);
+        expect($p, 'parsed', $t === null ? null : [$t['kind'], $t['issued_at'], $t['expires_at'], $t['action'], bin2hex($t['nonce'])],
+            [$b['kind'], $v['issued_at'], $v['issued_at'] + $v['lifetime_seconds'], $b['action'] ?? null, $v['nonce_hex']]);
+        // A verifier holding the secret, at the audience, seeing the bound request (any, for an action), accepts it.
+        $request = $b['kind'] === 'request'
+            ? ['method' => $b['method'], 'path' => $b['path'], 'body_sha256' => $b['body_sha256']]
+            : ['method' => 'GET', 'path' => '/', 'body_sha256' => Wire::EMPTY_SHA256];
+        expect($p, 'local check', Wire::checkToken([(string) Wire::secretKey($v['secret'])], $v['origin'], $b['audience'], $request, $v['issued_at'], $v['token']), 'valid');
+        // The Site issues the same bytes but the nonce: same fields, a MAC that verifies.
+        $store = new MemoryStore();
+        $site = new Site($v['origin'], [$b['audience'] => [$v['secret']]], $store, ['clock' => static fn (): int => $v['issued_at']]);
+        $issued = $b['kind'] === 'request'
+            ? $site->issueForRequest($b['audience'] . $b['path'], $b['method'], '', 'user-17', $v['lifetime_seconds'])
+            : $site->issueForAction($b['audience'], $b['action'], 'user-17', $v['lifetime_seconds']);
+        $t2 = Wire::parseToken($issued->token);
+        $t2 = Wire::parseToken($issued->token);
+        $fields = static fn (?array $t): ?array => $t === null ? null
+            : [$t['kind'], bin2hex($t['key_id']), $t['issued_at'], $t['expires_at'], bin2hex($t['audience_tag']), $t['action']];
+        expect($p, 'issued by Site: the fields of the vector (the nonce is random)', $fields($t2), $fields($t));
+        $issuedRequest = $b['kind'] === 'request' ? ['method' => $b['method'], 'path' => $b['path'], 'body_sha256' => Wire::EMPTY_SHA256] : $request;
+        expect($p, 'issued by Site: local check', Wire::checkToken([(string) Wire::secretKey($v['secret'])], $v['origin'], $b['audience'], $issuedRequest, $v['issued_at'], $issued->token), 'valid');
+        expect($p, 'issued by Site: stored under its hash', array_keys($store->records), [$site->origin() . '#' . Wire::tokenHash($issued->token)]);
+        $c->vector('tokens.json', 'construction: ' . $v['note'], $p);
+    }
+    foreach ($d['syntax'] as $v) {
+        $p = [];
+        $t = Wire::parseToken($v['token']);
+        expect($p, 'valid', $t !== null, $v['valid']);
+        if ($v['valid'] && $t !== null) {
+            expect($p, 'sha256', Wire::tokenHash($v['token']), $v['sha256']);
+            expect($p, 'kind', $t['kind'], $v['kind']);
+            expect($p, 'key_id', bin2hex($t['key_id']), $v['key_id_hex']);
+            expect($p, 'issued_at', $t['issued_at'], $v['issued_at']);
+            expect($p, 'expires_at', $t['expires_at'], $v['expires_at']);
+            expect($p, 'action', $t['action'], $v['action'] ?? null);
+            // The header of §4 carries it.
+            expect($p, 'in a Domain-Confirm header', Wire::parseHeader(Wire::formatHeader('https://shop.example', $v['token'])), ['https://shop.example', $v['token']]);
+        }
+        if (!$v['valid']) {
+            expect($p, 'refused by the local check as', Wire::checkToken([], 'https://shop.example', 'https://api.example',
+                ['method' => 'GET', 'path' => '/', 'body_sha256' => Wire::EMPTY_SHA256], 1767225600, $v['token']), 'malformed-token');
+        }
+        $c->vector('tokens.json', 'syntax: ' . $v['note'], $p);
+    }
+    foreach ($d['checks'] as $v) {
+        $p = [];
+        $keys = array_map(static fn (string $s): string => (string) Wire::secretKey($s), $v['secrets']);
+        expect($p, 'result', Wire::checkToken($keys, $v['origin'], $v['audience'], $v['request'], $v['now'], $v['token']), $v['result']);
+        $c->vector('tokens.json', 'checks: ' . $v['note'], $p);
+    }
+    foreach (array_keys($d) as $section) {
+        if (!in_array($section, ['description', 'leeway_seconds', 'derivation', 'construction', 'syntax', 'checks'], true)) {
+            $c->vector('tokens.json', $section, ['this script does not know this section']);
+        }
     }
 };
 
@@ -386,6 +468,22 @@ $checks['confirmation.json'] = static function (array $d) use ($c): void {
         expect($p, 'Domain-Confirm', Wire::parseHeader($api['headers']['Domain-Confirm']), [$reg['origin'], $x['token']]);
         expect($p, 'api body_sha256', Wire::bodySha256($api['body']), $api['body_sha256']);
 
+        // The token: MACed with the registration's first secret (tokens.json). The
+        // verifier's local check passes, but in the exchange whose body differs.
+        $apiRequest = ['method' => $api['method'], 'path' => Wire::requestPath($api['target']), 'body_sha256' => $api['body_sha256']];
+        $wantLocal = ($x['outcome']['reason'] ?? '') === 'request-mismatch' ? 'request-mismatch' : 'valid';
+        expect($p, 'local check', Wire::checkToken($keys, $reg['origin'], $d['audience'], $apiRequest, $now, $x['token']), $wantLocal);
+        $t = Wire::parseToken($x['token']);
+        expect($p, 'key id of the first secret', $t === null ? null : bin2hex($t['key_id']), bin2hex(Wire::tokenKey($keys[0])['key_id']));
+        if ($t !== null && $x['site_record'] !== null) {
+            // The record is what the site stored when it issued this very token:
+            // rebuilding the token from it (and the token's nonce) gives the same bytes.
+            $rec = $x['site_record'];
+            $k = Wire::tokenKey($keys[0]);
+            $rebuilt = Wire::buildToken($k['token_key'], $k['key_id'], $reg['origin'], $rec['binding'], $rec['issued_at'], $rec['expires_at'] - $rec['issued_at'], $t['nonce']);
+            expect($p, 'token rebuilt from site_record', $rebuilt['token'], $x['token']);
+        }
+
         // The verifier's request: URL, exact signature, content derived from the API request.
         expect($p, 'confirm url', confirmUrl($reg['origin'], $reg['confirm_url']), $creq['url']);
         expect($p, 'method', $creq['method'], 'POST');
@@ -413,7 +511,7 @@ $checks['confirmation.json'] = static function (array $d) use ($c): void {
         if ($x['site_record'] !== null) {
             $store->records[$reg['origin'] . '#' . $x['token_sha256']] = json_encode($x['site_record']);
         }
-        $site = new Site($reg['origin'], $reg['secrets'], $store, ['clock' => static fn (): int => $signedAt]);
+        $site = new Site($reg['origin'], [$d['audience'] => $reg['secrets']], $store, ['clock' => static fn (): int => $signedAt]);
         $request = new Request('POST', requestHeaders($h), $creq['body'], strlen($creq['body']));
         $answer = $site->handle($request);
         expect($p, 'site status', $answer->status, $cres['status']);
@@ -432,6 +530,28 @@ $checks['confirmation.json'] = static function (array $d) use ($c): void {
         $again = $site->handle($request);
         $replayed = validResponse($again->body);
         expect($p, 'same request again', $replayed['reason'] ?? null, 'unknown-token');
+
+        // Not a vector of its own: a site that also works with another API, configured
+        // first, gives the same answer byte for byte (signed with this API's secrets only).
+        $store2 = new MemoryStore();
+        $store2->records = $x['site_record'] === null ? [] : [$reg['origin'] . '#' . $x['token_sha256'] => json_encode($x['site_record'])];
+        $site2 = new Site($reg['origin'], [OTHER_API => [OTHER_SECRET], $d['audience'] => $reg['secrets']], $store2, ['clock' => static fn (): int => $signedAt]);
+        $answer2 = $site2->handle($request);
+        expect($p, 'with another API first: the same answer', [$answer2->status, $answer2->headers, $answer2->body], [$answer->status, $answer->headers, $answer->body]);
+
+        // Nor is this: the site issues for this binding with the registration's FIRST secret (§3.5).
+        if ($x['site_record'] !== null) {
+            $b = $x['site_record']['binding'];
+            $issued = $b['kind'] === 'request'
+                ? $site2->issueForRequest($b['audience'] . $b['path'], $b['method'], $api['body'])
+                : $site2->issueForAction($b['audience'], $b['action']);
+            $t2 = Wire::parseToken($issued->token);
+            expect($p, 'issued with the first secret', $t2 === null ? null : bin2hex($t2['key_id']), bin2hex(Wire::tokenKey($keys[0])['key_id']));
+            // (bound to the body the caller sent, which is what a request-bound token is issued for)
+            $bound = $b['kind'] === 'request' ? ['method' => $b['method'], 'path' => $b['path'], 'body_sha256' => $api['body_sha256']] : $apiRequest;
+            expect($p, 'issued: local check (the key id picks the key)', Wire::checkToken(array_reverse($keys), $reg['origin'], $d['audience'], $bound, $signedAt, $issued->token), 'valid');
+            expect($p, 'issued: not for the other API', Wire::checkToken([(string) Wire::secretKey(OTHER_SECRET)], $reg['origin'], OTHER_API, $bound, $signedAt, $issued->token), 'audience-mismatch');
+        }
 
         // The verifier's view of the answer.
         $rh = $cres['headers'];
@@ -492,9 +612,15 @@ $checks['probes.json'] = static function (array $d) use ($c): void {
         // The site answers one second after the verifier signed (the answer's timestamp).
         $pres = $x['probe_response'];
         $signedAt = $x['now'] + 1;
-        $site = new Site($x['site_origin'], $x['site_secrets'], new MemoryStore(), ['clock' => static fn (): int => $signedAt]);
+        // The site holds site_secrets for the API that probes it (the file's audience).
+        $site = new Site($x['site_origin'], [$d['audience'] => $x['site_secrets']], new MemoryStore(), ['clock' => static fn (): int => $signedAt]);
         $answer = $site->handle(new Request('POST', requestHeaders($h), $preq['body'], strlen($preq['body'])));
         expect($p, 'site status', $answer->status, $pres['status']);
+        // Not a vector of its own: with another API configured first, the same answer
+        // (the proofs and the signature are of the probing API's secrets only).
+        $site2 = new Site($x['site_origin'], [OTHER_API => [OTHER_SECRET], $d['audience'] => $x['site_secrets']], new MemoryStore(), ['clock' => static fn (): int => $signedAt]);
+        $answer2 = $site2->handle(new Request('POST', requestHeaders($h), $preq['body'], strlen($preq['body'])));
+        expect($p, 'with another API first: the same answer', [$answer2->status, $answer2->headers, $answer2->body], [$answer->status, $answer->headers, $answer->body]);
         foreach ($pres['headers'] as $name => $value) {
             $got = $name === 'Content-Length' ? (string) strlen($answer->body) : headerOf($answer->headers, $name);
             expect($p, "site header $name", $got, $value);
@@ -572,10 +698,47 @@ function checkHandlerAnswer(array &$p, DomainConfirm\Response $answer, array $v)
 
 $checks['site_handler.json'] = static function (array $d) use ($c): void {
     $now = $d['now'];
+    $origin = $d['site']['origin'];
+    $apis = $d['site']['apis']; // [{audience, secrets}, …], in the order the site configures them
+    $keysOf = static function (string $audience) use ($apis): array {
+        foreach ($apis as $api) {
+            if ($api['audience'] === $audience) {
+                return array_map(static fn (string $s): string => (string) Wire::secretKey($s), $api['secrets']);
+            }
+        }
+        return [];
+    };
+    // A record that must survive every answer that is not a signed 200: nothing is consumed before §8 step 6.
+    $waiting = Wire::encodeJson(['binding' => ['audience' => $apis[0]['audience'], 'kind' => 'action', 'action' => 'x'],
+        'subject' => '', 'issued_at' => $now, 'expires_at' => $now + 60]);
     foreach ($d['confirmation'] as $v) {
         $p = [];
-        $site = new Site($d['site']['origin'], $d['site']['secrets'], new MemoryStore(), ['clock' => static fn (): int => $now]);
-        checkHandlerAnswer($p, $site->handle(vectorRequest($v)), $v);
+        $store = new MemoryStore();
+        $m = Wire::decodeObject($v['body']);
+        $hash = $m !== null && is_string($m->token_sha256 ?? null) ? $m->token_sha256 : null;
+        if ($v['status'] !== 200 && $hash !== null) {
+            $store->records[$origin . '#' . $hash] = $waiting;
+        }
+        $site = new Site($origin, $apis, $store, ['clock' => static fn (): int => $now]);
+        $answer = $site->handle(vectorRequest($v));
+        checkHandlerAnswer($p, $answer, $v);
+        if ($v['status'] !== 200 && $hash !== null) {
+            expect($p, 'nothing consumed', $store->records[$origin . '#' . $hash] ?? null, $waiting);
+        }
+        if ($answer->status === 200) {
+            // Signed with the secrets of the API the request names (and whose secrets verified it), only those.
+            $audience = is_string($m->audience ?? null) ? $m->audience : '';
+            $id = headerOf($answer->headers, 'Domainconfirm-Id');
+            $ts = headerOf($answer->headers, 'Domainconfirm-Timestamp');
+            $sig = headerOf($answer->headers, 'Domainconfirm-Signature');
+            expect($p, 'answer signed by the asking API\'s secrets', Wire::verify($keysOf($audience), 'response', $id, $ts, $sig, $answer->body, $now), null);
+            foreach ($apis as $api) {
+                if ($api['audience'] !== $audience) {
+                    expect($p, 'answer not signed by ' . $api['audience'] . '\'s secrets', Wire::verify($keysOf($api['audience']), 'response', $id, $ts, $sig, $answer->body, $now), 'signature');
+                }
+            }
+            expect($p, 'entries', count(explode(' ', (string) $sig)), count($keysOf($audience)));
+        }
         $c->vector('site_handler.json', 'confirmation: ' . $v['note'], $p);
     }
     $th = $d['token_handler'];
@@ -589,17 +752,43 @@ $checks['site_handler.json'] = static function (array $d) use ($c): void {
     };
     foreach ($th['vectors'] as $v) {
         $p = [];
-        $site = new Site($d['site']['origin'], $d['site']['secrets'], new MemoryStore(), [
+        $store = new MemoryStore();
+        $site = new Site($origin, $apis, $store, [
             'clock' => static fn (): int => $now, 'ttl' => $th['ttl_seconds'], 'audiences' => $th['audiences'],
         ]);
         $answer = $site->handleTokenRequest(vectorRequest($v), $authorize);
         checkHandlerAnswer($p, $answer, $v);
-        if ($answer->status === 200) {
+        if ($answer->status !== 200) {
+            expect($p, 'nothing stored', $store->records, []);
+        } else {
             $ans = json_decode($answer->body, true);
-            expect($p, 'header origin', Wire::parseHeader($ans['header'] ?? '')[0] ?? null, $d['site']['origin']);
+            $asked = json_decode($v['body'], true);
+            $audience = Wire::normalizeOrigin($asked['audience']);
+            $header = Wire::parseHeader($ans['header'] ?? '');
+            expect($p, 'header origin', $header[0] ?? null, $origin);
             expect($p, 'expires_at', $ans['expires_at'] ?? null, $now + $th['ttl_seconds']);
+            $token = (string) ($header[1] ?? '');
+            $t = Wire::parseToken($token);
+            $keys = $keysOf((string) $audience);
+            expect($p, 'token fields', $t === null ? null : [$t['kind'], $t['action'], $t['issued_at'], $t['expires_at'], bin2hex($t['key_id']), bin2hex($t['audience_tag'])],
+                ['action', $asked['action'], $now, $now + $th['ttl_seconds'], bin2hex(Wire::tokenKey($keys[0])['key_id']), bin2hex(Wire::audienceTag((string) $audience))]);
+            $any = ['method' => 'POST', 'path' => '/v1/reports', 'body_sha256' => Wire::EMPTY_SHA256];
+            expect($p, 'the API accepts the token (local check)', Wire::checkToken($keys, $origin, (string) $audience, $any, $now, $token), 'valid');
+            foreach ($apis as $api) {
+                if ($api['audience'] !== $audience) {
+                    expect($p, 'another API does not', Wire::checkToken($keysOf($api['audience']), $origin, $api['audience'], $any, $now, $token), 'audience-mismatch');
+                }
+            }
+            $record = json_decode($store->records[$origin . '#' . Wire::tokenHash($token)] ?? 'null', true);
+            expect($p, 'stored record', $record, ['binding' => ['audience' => $audience, 'kind' => 'action', 'action' => $asked['action']],
+                'subject' => 'user-17', 'issued_at' => $now, 'expires_at' => $now + $th['ttl_seconds']]);
         }
         $c->vector('site_handler.json', 'token handler: ' . $v['note'], $p);
+    }
+    foreach (array_keys($d) as $section) {
+        if (!in_array($section, ['description', 'site', 'now', 'confirmation', 'token_handler'], true)) {
+            $c->vector('site_handler.json', $section, ['this script does not know this section']);
+        }
     }
 };
 

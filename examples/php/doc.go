@@ -3,11 +3,14 @@
 // alone (domainconfirm.php, with index.php for `php -S` and conformance.php).
 //
 // Its tests (php_test.go) run that PHP under `php -S` behind a TLS reverse
-// proxy and check it against the Go verifier: tokens confirmed exactly once,
-// replays and tokens for another audience, request or time rejected, a wrong
-// secret unverified, a server-to-server call with a request-bound token, 50
-// concurrent confirmations of one token, a registration probe, and every
-// test vector. They need php with the pdo_sqlite and curl extensions:
+// proxy and check it against the Go verifier: signed tokens confirmed exactly
+// once; tokens for another audience or request, expired or MACed with a
+// secret the API does not hold refused by the verifier itself, with no
+// call-back; the local level verify.IssuedToken; a site with two APIs, each
+// with its own secrets; every step of a secret rotation; a server-to-server
+// call with a request-bound token; 50 concurrent confirmations of one token;
+// registration probes; and every test vector. They need php with the
+// pdo_sqlite and curl extensions:
 //
 //	apt-get install -y php-cli php-sqlite3 php-curl
 //	go test ./examples/php/

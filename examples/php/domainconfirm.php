@@ -8,7 +8,7 @@
  *   require __DIR__ . '/domainconfirm.php';
  *   $site = new DomainConfirm\Site(
  *       'https://shop.example',
- *       [getenv('DOMAINCONFIRM_SECRET')],
+ *       ['https://api.example' => [getenv('DOMAINCONFIRM_SECRET')]], // per API: its own 1 to 8 secrets
  *       new DomainConfirm\SqliteTokenStore('/var/lib/shop/domainconfirm.sqlite'),
  *   );
  *   // at /.well-known/domainconfirm:
@@ -55,6 +55,13 @@ final class Wire
     public const PROBLEM_BASE = 'https://github.com/domainconfirm/domainconfirm/blob/main/PROTOCOL.md#';
     public const SITE_REASONS = ['unknown-token', 'wrong-origin', 'token-expired', 'audience-mismatch', 'request-mismatch'];
     public const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+    public const TOKEN_PREFIX = 'dct_';    // §3.1
+    public const KIND_REQUEST = 1;
+    public const KIND_ACTION = 2;
+    public const REQUEST_TOKEN_BYTES = 56;
+    public const TOKEN_MAC_BYTES = 16;
+    public const MAX_ISSUED_AT = 1 << 40;
+    public const TOKEN_LEEWAY = 30;        // §3.3: the verifier's leeway on token times at the local level
 
     /** §3.4 and §2.2: the characters a path keeps byte for byte (plus valid %XX escapes). */
     private const KEPT_PATH = '/^(?:[A-Za-z0-9\-._~!$&\'()*+,;=:@\/\[\]]|%[0-9A-Fa-f]{2})*$/D';
@@ -199,10 +206,176 @@ final class Wire
         return rtrim(strtr(base64_encode($bytes), '+/', '-_'), '=');
     }
 
-    /** §3.1 */
+    /** §3.1: whether $token is a well-formed signed token (its MAC is not checked). */
     public static function isToken(#[\SensitiveParameter] string $token): bool
     {
-        return preg_match('/^dct_[A-Za-z0-9_-]{22,128}$/D', $token) === 1;
+        return self::parseToken($token) !== null;
+    }
+
+    /**
+     * §3.1: the fields of a signed token, or null when it is malformed
+     * (malformed-token). Syntax only: the MAC is not checked (checkToken does).
+     *
+     * @return array{kind: string, key_id: string, issued_at: int, lifetime: int, expires_at: int,
+     *   nonce: string, audience_tag: string, request_tag: ?string, action: ?string, payload: string, mac: string}|null
+     *   key_id, nonce, tags, payload and mac are raw bytes
+     */
+    public static function parseToken(#[\SensitiveParameter] string $token): ?array
+    {
+        if (!str_starts_with($token, self::TOKEN_PREFIX)) {
+            return null;
+        }
+        $encoded = substr($token, strlen(self::TOKEN_PREFIX));
+        if (strlen($encoded) < 72 || strlen($encoded) > 156) {
+            return null; // the ABNF of §3.1, before decoding anything
+        }
+        $raw = self::base64urlDecode($encoded); // the alphabet, 4n+1 and canonical encoding
+        if ($raw === null || strlen($raw) < 36 || ord($raw[0]) !== self::VERSION) {
+            return null;
+        }
+        $kind = ord($raw[1]);
+        $action = null;
+        $requestTag = null;
+        if ($kind === self::KIND_REQUEST) {
+            if (strlen($raw) !== self::REQUEST_TOKEN_BYTES) {
+                return null;
+            }
+            $requestTag = substr($raw, 36, 4);
+        } elseif ($kind === self::KIND_ACTION) {
+            $n = ord($raw[36]);
+            if ($n < 1 || $n > 64 || strlen($raw) !== 36 + 1 + $n + self::TOKEN_MAC_BYTES) {
+                return null;
+            }
+            $action = substr($raw, 37, $n);
+            if (!self::isAction($action)) {
+                return null;
+            }
+        } else {
+            return null;
+        }
+        $issuedAt = unpack('J', substr($raw, 6, 8))[1]; // a value of 2^63 or more reads negative: refused below
+        $lifetime = unpack('n', substr($raw, 14, 2))[1];
+        if ($issuedAt < 1 || $issuedAt > self::MAX_ISSUED_AT || $lifetime < 1 || $lifetime > self::MAX_TTL) {
+            return null;
+        }
+        return [
+            'kind' => $kind === self::KIND_REQUEST ? 'request' : 'action',
+            'key_id' => substr($raw, 2, 4),
+            'issued_at' => $issuedAt,
+            'lifetime' => $lifetime,
+            'expires_at' => $issuedAt + $lifetime,
+            'nonce' => substr($raw, 16, 16),
+            'audience_tag' => substr($raw, 32, 4),
+            'request_tag' => $requestTag,
+            'action' => $action,
+            'payload' => substr($raw, 0, -self::TOKEN_MAC_BYTES),
+            'mac' => substr($raw, -self::TOKEN_MAC_BYTES),
+        ];
+    }
+
+    /**
+     * §3.5: the token key (32 bytes) and key id (4 bytes) of a secret's key
+     * bytes: HKDF-SHA256 with an empty salt (PHP's hash_hkdf with salt ""
+     * keys HMAC with the empty string, which HMAC pads to the same block as
+     * the 32 zero bytes of RFC 5869).
+     *
+     * @return array{token_key: string, key_id: string}
+     */
+    public static function tokenKey(#[\SensitiveParameter] string $key): array
+    {
+        return [
+            'token_key' => hash_hkdf('sha256', $key, 32, 'domainconfirm.v1.token-key', ''),
+            'key_id' => hash_hkdf('sha256', $key, 4, 'domainconfirm.v1.key-id', ''),
+        ];
+    }
+
+    /** §3.1: the first 4 bytes of SHA-256(audience). */
+    public static function audienceTag(string $audience): string
+    {
+        return substr(hash('sha256', $audience, true), 0, 4);
+    }
+
+    /** §3.1: the first 4 bytes of SHA-256(method LF path LF body_sha256). */
+    public static function requestTag(string $method, string $path, string $bodySha256): string
+    {
+        return substr(hash('sha256', $method . "\n" . $path . "\n" . $bodySha256, true), 0, 4);
+    }
+
+    /**
+     * §3.1: the MAC input. $method, $path and $bodySha256 are the request
+     * binding's for a request token and "" for an action token.
+     */
+    public static function tokenMacInput(string $origin, string $audience, string $method, string $path, string $bodySha256, string $payload): string
+    {
+        return "domainconfirm.v1.token\n" . $origin . "\n" . $audience . "\n" . $method . "\n" . $path . "\n" . $bodySha256 . "\n" . $payload;
+    }
+
+    /**
+     * §3.1: a signed token for $binding (audience, kind and its members, already
+     * validated), issued by $origin at $issuedAt for $lifetime seconds with the
+     * 16 bytes $nonce, MACed with $tokenKey whose key id is $keyId.
+     *
+     * @return array{payload: string, mac_input: string, mac: string, token: string} raw bytes but token
+     */
+    public static function buildToken(#[\SensitiveParameter] string $tokenKey, string $keyId, string $origin, array $binding, int $issuedAt, int $lifetime, string $nonce): array
+    {
+        if (strlen($keyId) !== 4 || strlen($nonce) !== 16 || $issuedAt < 1 || $issuedAt > self::MAX_ISSUED_AT
+            || $lifetime < 1 || $lifetime > self::MAX_TTL) {
+            throw new \InvalidArgumentException('domainconfirm: cannot build a token from these fields');
+        }
+        $request = $binding['kind'] === 'request';
+        $payload = chr(self::VERSION) . chr($request ? self::KIND_REQUEST : self::KIND_ACTION) . $keyId
+            . pack('J', $issuedAt) . pack('n', $lifetime) . $nonce . self::audienceTag($binding['audience'])
+            . ($request
+                ? self::requestTag($binding['method'], $binding['path'], $binding['body_sha256'])
+                : chr(strlen($binding['action'])) . $binding['action']);
+        $input = $request
+            ? self::tokenMacInput($origin, $binding['audience'], $binding['method'], $binding['path'], $binding['body_sha256'], $payload)
+            : self::tokenMacInput($origin, $binding['audience'], '', '', '', $payload);
+        $mac = substr(hash_hmac('sha256', $input, $tokenKey, true), 0, self::TOKEN_MAC_BYTES);
+        return ['payload' => $payload, 'mac_input' => $input, 'mac' => $mac, 'token' => self::TOKEN_PREFIX . self::base64url($payload . $mac)];
+    }
+
+    /**
+     * §10.1 step 5, the VERIFIER's local check (a site never needs it; it is
+     * here for conformance.php and for an API written in PHP): 'valid', or the
+     * reason a verifier holding the secret keys $keys for the claimed $origin,
+     * at its own $audience, seeing $request (method, path, body_sha256) at
+     * $now refuses $token with: malformed-token, audience-mismatch,
+     * request-mismatch, forged-token (the MAC, checked first), token-expired.
+     */
+    public static function checkToken(#[\SensitiveParameter] array $keys, string $origin, string $audience, array $request, int $now, #[\SensitiveParameter] string $token): string
+    {
+        $t = self::parseToken($token);
+        if ($t === null) {
+            return 'malformed-token';
+        }
+        $macOk = false;
+        foreach ($keys as $key) {
+            $k = self::tokenKey($key);
+            if (!hash_equals($k['key_id'], $t['key_id'])) {
+                continue;
+            }
+            // One HMAC: the key id names the key (§3.5).
+            $input = $t['kind'] === 'request'
+                ? self::tokenMacInput($origin, $audience, $request['method'], $request['path'], $request['body_sha256'], $t['payload'])
+                : self::tokenMacInput($origin, $audience, '', '', '', $t['payload']);
+            $macOk = hash_equals(substr(hash_hmac('sha256', $input, $k['token_key'], true), 0, self::TOKEN_MAC_BYTES), $t['mac']);
+            break;
+        }
+        if (!$macOk) {
+            if ($t['audience_tag'] !== self::audienceTag($audience)) {
+                return 'audience-mismatch';
+            }
+            if ($t['kind'] === 'request' && $t['request_tag'] !== self::requestTag($request['method'], $request['path'], $request['body_sha256'])) {
+                return 'request-mismatch';
+            }
+            return 'forged-token';
+        }
+        if ($now >= $t['expires_at'] + self::TOKEN_LEEWAY || $now < $t['issued_at'] - self::TOKEN_LEEWAY) {
+            return 'token-expired';
+        }
+        return 'valid';
     }
 
     /** §3.2: lower-case hex SHA-256 of the token's bytes, prefix included. */
@@ -876,6 +1049,11 @@ final class Issued
     }
 }
 
+/** Thrown when a token is asked for an audience the site holds no secrets for. */
+class UnknownAudience extends \InvalidArgumentException
+{
+}
+
 /**
  * The site: issues tokens and answers confirmation requests (§8) and probes
  * (§10.3) at its confirmation URL.
@@ -883,59 +1061,121 @@ final class Issued
 final class Site
 {
     private readonly string $origin;
-    /** @var list<string> HMAC keys, in the order the secrets are configured */
-    private readonly array $keys;
+    /**
+     * The APIs, in the order configured: each its canonical audience, its
+     * secrets' HMAC keys in the order configured, and the token key and key
+     * id of its first secret, which it issues tokens with (§3.5).
+     *
+     * @var list<array{audience: string, keys: list<string>, token_key: string, key_id: string}>
+     */
+    private readonly array $apis;
     private readonly int $ttl;
     private readonly \Closure $clock;
     /** @var list<string> */
-    private readonly array $audiences;
+    private readonly array $tokenAudiences;
 
     /**
      * @param string $origin this site's origin, as registered with the APIs
-     * @param list<string> $secrets 1 to 8 shared secrets "dcsec_…" (strip trailing newlines where you read them)
+     * @param array $apis for each API this site calls, its audience (the API's
+     *   origin) and the 1 to 8 shared secrets "dcsec_…" registered with it,
+     *   first the one new tokens are MACed with. Either a map, which keeps
+     *   the one-API case to one line:
+     *     ['https://api.example' => [getenv('DOMAINCONFIRM_SECRET')]]
+     *   (a single secret may be given as a string), or a list
+     *     [['audience' => 'https://api.example', 'secrets' => ['dcsec_…']], …].
+     *   Confirmation requests are authenticated with each API's secrets in
+     *   this order. A secret may not be configured for two APIs. Strip
+     *   trailing newlines where you read secrets.
      * @param array{ttl?: int, clock?: \Closure():int, audiences?: list<string>} $options
      *   ttl: token lifetime, 1 to 300 seconds, default 60;
      *   clock: the site's clock in Unix seconds, default time();
-     *   audiences: the API origins the token handler (§15) issues tokens for.
+     *   audiences: the APIs the token handler (§15) issues tokens for, each
+     *   one of $apis; default none.
      */
-    public function __construct(string $origin, #[\SensitiveParameter] array $secrets, private readonly TokenStore $store, array $options = [])
+    public function __construct(string $origin, #[\SensitiveParameter] array $apis, private readonly TokenStore $store, array $options = [])
     {
         $canonical = Wire::normalizeOrigin($origin);
         if ($canonical === null) {
             throw new \InvalidArgumentException('domainconfirm: the site origin is not an https origin');
         }
-        if (count($secrets) < 1 || count($secrets) > Wire::MAX_SECRETS) {
-            throw new \InvalidArgumentException('domainconfirm: configure 1 to 8 secrets');
+        $pairs = [];
+        if (array_is_list($apis)) {
+            foreach ($apis as $i => $api) {
+                if (!is_array($api) || !is_string($api['audience'] ?? null) || !array_key_exists('secrets', $api)
+                    || count(array_diff(array_keys($api), ['audience', 'secrets'])) !== 0) {
+                    throw new \InvalidArgumentException('domainconfirm: API #' . ($i + 1) . ' is not [\'audience\' => …, \'secrets\' => […]]');
+                }
+                $pairs[] = [$api['audience'], $api['secrets']];
+            }
+        } else {
+            foreach ($apis as $audience => $secrets) {
+                $pairs[] = [(string) $audience, $secrets];
+            }
         }
-        $keys = [];
-        foreach (array_values($secrets) as $i => $secret) {
-            $key = is_string($secret) ? Wire::secretKey($secret) : null;
-            if ($key === null) {
-                // Never quote the secret: say which one.
-                throw new \InvalidArgumentException("domainconfirm: secret #" . ($i + 1) . ' is not a valid dcsec_ secret');
+        if ($pairs === []) {
+            throw new \InvalidArgumentException('domainconfirm: configure at least one API with its secrets');
+        }
+        $configured = [];
+        $allKeys = [];
+        foreach ($pairs as $i => [$audience, $secrets]) {
+            $where = 'API #' . ($i + 1);
+            $aud = Wire::normalizeOrigin($audience);
+            if ($aud === null) {
+                throw new \InvalidArgumentException("domainconfirm: the audience of $where is not an https origin");
             }
-            if (in_array($key, $keys, true)) {
-                throw new \InvalidArgumentException("domainconfirm: secret #" . ($i + 1) . ' repeats another secret');
+            $where .= " ($aud)";
+            foreach ($configured as $c) {
+                if ($c['audience'] === $aud) {
+                    throw new \InvalidArgumentException("domainconfirm: $where is configured twice");
+                }
             }
-            $keys[] = $key;
+            $secrets = is_string($secrets) ? [$secrets] : $secrets;
+            if (!is_array($secrets) || count($secrets) < 1 || count($secrets) > Wire::MAX_SECRETS) {
+                throw new \InvalidArgumentException("domainconfirm: configure 1 to 8 secrets for $where");
+            }
+            $keys = [];
+            $keyIds = [];
+            foreach (array_values($secrets) as $j => $secret) {
+                $key = is_string($secret) ? Wire::secretKey($secret) : null;
+                // Never quote a secret: say which one.
+                $which = "secret #" . ($j + 1) . " of $where";
+                if ($key === null) {
+                    throw new \InvalidArgumentException("domainconfirm: $which is not a valid dcsec_ secret");
+                }
+                if (in_array($key, $keys, true)) {
+                    throw new \InvalidArgumentException("domainconfirm: $which repeats another secret of that API");
+                }
+                if (isset($allKeys[$key])) {
+                    throw new \InvalidArgumentException("domainconfirm: $which is also a secret of {$allKeys[$key]}: every API has secrets of its own (§3.5)");
+                }
+                $keyId = Wire::tokenKey($key)['key_id'];
+                if (in_array($keyId, $keyIds, true)) {
+                    throw new \InvalidArgumentException("domainconfirm: $which has the key id of another secret of that API (a 2^-32 chance): generate another secret");
+                }
+                $keys[] = $key;
+                $keyIds[] = $keyId;
+                $allKeys[$key] = $where;
+            }
+            $first = Wire::tokenKey($keys[0]);
+            $configured[] = ['audience' => $aud, 'keys' => $keys, 'token_key' => $first['token_key'], 'key_id' => $first['key_id']];
         }
         $ttl = $options['ttl'] ?? Wire::DEFAULT_TTL;
         if (!is_int($ttl) || $ttl < 1 || $ttl > Wire::MAX_TTL) {
             throw new \InvalidArgumentException('domainconfirm: ttl must be 1 to 300 seconds');
         }
-        $audiences = [];
-        foreach ($options['audiences'] ?? [] as $a) {
-            $c = Wire::normalizeOrigin($a);
-            if ($c === null) {
-                throw new \InvalidArgumentException('domainconfirm: an audience is not an https origin');
-            }
-            $audiences[] = $c;
-        }
         $this->origin = $canonical;
-        $this->keys = $keys;
+        $this->apis = $configured;
+        $tokenAudiences = [];
+        foreach ($options['audiences'] ?? [] as $a) {
+            $c = is_string($a) ? Wire::normalizeOrigin($a) : null;
+            if ($c === null || $this->api($c) === null) {
+                throw new \InvalidArgumentException('domainconfirm: every audience of the token handler must be one of the APIs the site has secrets for');
+            }
+            $tokenAudiences[] = $c;
+        }
         $this->ttl = $ttl;
         $this->clock = $options['clock'] ?? static fn (): int => time();
-        $this->audiences = $audiences;
+        $this->tokenAudiences = $tokenAudiences;
     }
 
     public function origin(): string
@@ -943,15 +1183,33 @@ final class Site
         return $this->origin;
     }
 
+    /** @return list<string> the audiences of the APIs configured, in order */
+    public function audiences(): array
+    {
+        return array_map(static fn (array $a): string => $a['audience'], $this->apis);
+    }
+
     private function now(): int
     {
         return ($this->clock)();
+    }
+
+    /** The configured API of a canonical audience, or null. */
+    private function api(string $audience): ?array
+    {
+        foreach ($this->apis as $api) {
+            if ($api['audience'] === $audience) {
+                return $api;
+            }
+        }
+        return null;
     }
 
     /**
      * Issue a token bound to one request the site itself sends (server to
      * server): the API's URL, the method, and the exact body bytes. The target
      * bound is what the API's verifier will rebuild (Wire::requestPath).
+     * Throws UnknownAudience when the site has no secrets for the URL's origin.
      */
     public function issueForRequest(string $url, string $method, string $body, string $subject = '', ?int $ttl = null): Issued
     {
@@ -969,7 +1227,10 @@ final class Site
         ], $subject, $ttl);
     }
 
-    /** Issue a token bound to an action label, for a page of the site (§3.4). */
+    /**
+     * Issue a token bound to an action label, for a page of the site (§3.4).
+     * Throws UnknownAudience when the site has no secrets for $audience.
+     */
     public function issueForAction(string $audience, string $action, string $subject = '', ?int $ttl = null): Issued
     {
         $canonical = Wire::normalizeOrigin($audience);
@@ -982,6 +1243,10 @@ final class Site
         return $this->issue(['audience' => $canonical, 'kind' => 'action', 'action' => $action], $subject, $ttl);
     }
 
+    /**
+     * §17 step 2: the signed token of §3.1, MACed with the token key of the
+     * first secret of the binding's audience, its record stored under its hash.
+     */
     private function issue(array $binding, string $subject, ?int $ttl): Issued
     {
         if (!Wire::isSubject($subject)) {
@@ -991,8 +1256,12 @@ final class Site
         if ($ttl < 1 || $ttl > Wire::MAX_TTL) {
             throw new \InvalidArgumentException('domainconfirm: ttl must be 1 to 300 seconds');
         }
-        $token = 'dct_' . Wire::base64url(random_bytes(32));
+        $api = $this->api($binding['audience']);
+        if ($api === null) {
+            throw new UnknownAudience('domainconfirm: this site has no secrets for the API ' . $binding['audience']);
+        }
         $issuedAt = $this->now();
+        $token = Wire::buildToken($api['token_key'], $api['key_id'], $this->origin, $binding, $issuedAt, $ttl, random_bytes(16))['token'];
         $record = ['binding' => $binding, 'subject' => $subject, 'issued_at' => $issuedAt, 'expires_at' => $issuedAt + $ttl];
         $this->store->put($this->storeKey(Wire::tokenHash($token)), Wire::encodeJson($record), $issuedAt + $ttl);
         return new Issued($token, Wire::formatHeader($this->origin, $token), $issuedAt + $ttl);
@@ -1047,22 +1316,35 @@ final class Site
         $id = $r->header('domainconfirm-id');
         $ts = $r->header('domainconfirm-timestamp');
         $sig = $r->header('domainconfirm-signature');
-        $failed = Wire::verify(
-            $this->keys,
-            'request',
-            is_string($id) ? $id : null,
-            is_string($ts) ? $ts : null,
-            is_string($sig) ? $sig : null,
-            $body,
-            $this->now(),
-        );
-        if ($failed !== null) {
-            [$reason, $detail] = match ($failed) {
-                'message-id' => ['bad-message-id', 'Domainconfirm-Id is missing or not 1 to 64 characters of A-Z a-z 0-9 _ -'],
-                'timestamp' => ['bad-timestamp', "Domainconfirm-Timestamp is missing, not decimal Unix seconds, or more than 300 seconds from the site's clock"],
-                default => ['bad-signature', "no entry of Domainconfirm-Signature matches a secret this site holds; check that the API's registration and the site hold a common secret"],
+        $now = $this->now();
+        // §8 step 4: the secrets of one API, then of the next, in the order
+        // configured; the API whose secrets verify is the one asking.
+        $api = null;
+        $failed = 'signature';
+        foreach ($this->apis as $candidate) {
+            $failed = Wire::verify(
+                $candidate['keys'],
+                'request',
+                is_string($id) ? $id : null,
+                is_string($ts) ? $ts : null,
+                is_string($sig) ? $sig : null,
+                $body,
+                $now,
+            );
+            if ($failed === null) {
+                $api = $candidate;
+                break;
+            }
+            if ($failed !== 'signature') {
+                break; // the id and the timestamp do not depend on the secrets
+            }
+        }
+        if ($api === null) {
+            return match ($failed) {
+                'message-id' => self::unauthenticated('bad-message-id', 'Domainconfirm-Id is missing or not 1 to 64 characters of A-Z a-z 0-9 _ -'),
+                'timestamp' => self::unauthenticated('bad-timestamp', "Domainconfirm-Timestamp is missing, not decimal Unix seconds, or more than 300 seconds from the site's clock"),
+                default => self::unauthenticated('bad-signature', "no entry of Domainconfirm-Signature matches a secret this site holds for an API; check that the API's registration and the site hold a common secret"),
             };
-            return Response::problem(401, $reason, $detail, ['WWW-Authenticate' => 'DomainConfirm-Signature error="' . $reason . '"']);
         }
         $message = Wire::decodeObject($body);
         $type = $message !== null && property_exists($message, 'type') ? $message->type : null;
@@ -1074,11 +1356,18 @@ final class Site
             if ($probe['origin'] !== $this->origin) {
                 return Response::problem(400, 'wrong-origin', 'the probe is for another origin than this site serves; fix the registration or the site origin');
             }
-            return $this->signed($id, Wire::probeBody($probe['challenge'], $this->keys));
+            if ($probe['audience'] !== $api['audience']) {
+                return self::otherApi();
+            }
+            return $this->signed($api, $id, Wire::probeBody($probe['challenge'], $api['keys']));
         }
         $request = $message === null ? null : Wire::parseConfirmRequest($message);
         if ($request === null) {
             return Response::problem(400, 'malformed-message', 'the confirmation request does not decode strictly or a member is not valid');
+        }
+        // §8 step 5: one API cannot ask about, nor consume, tokens in another's name.
+        if ($request['audience'] !== $api['audience']) {
+            return self::otherApi();
         }
         try {
             $json = $this->store->take($this->storeKey($request['token_sha256']));
@@ -1087,23 +1376,37 @@ final class Site
             return Response::problem(503, 'store-unavailable', 'the token store failed; try again', ['Retry-After' => '1']);
         }
         $record = $json === null ? null : Wire::parseRecord($json);
-        return $this->signed($id, Wire::judge($this->origin, $request, $record, $this->now()));
+        return $this->signed($api, $id, Wire::judge($this->origin, $request, $record, $this->now()));
     }
 
-    /** A signed 200 answer (§9): the request's id, the site's clock, direction "response". */
-    private function signed(string $id, string $body): Response
+    /** The unsigned 401 of §8 step 4. */
+    private static function unauthenticated(string $reason, string $detail): Response
+    {
+        return Response::problem(401, $reason, $detail, ['WWW-Authenticate' => 'DomainConfirm-Signature error="' . $reason . '"']);
+    }
+
+    /** §8 step 5: signed with one API's secrets, naming another API as its audience. */
+    private static function otherApi(): Response
+    {
+        return self::unauthenticated('bad-signature', "the request is signed with the secrets of another API than its audience; each API has secrets of its own");
+    }
+
+    /** A signed 200 answer (§9): the request's id, the site's clock, direction "response", the asking API's secrets. */
+    private function signed(array $api, string $id, string $body): Response
     {
         $now = $this->now();
         return Response::json(200, $body, [
             'Domainconfirm-Id' => $id,
             'Domainconfirm-Timestamp' => (string) $now,
-            'Domainconfirm-Signature' => Wire::sign($this->keys, 'response', $id, $now, $body),
+            'Domainconfirm-Signature' => Wire::sign($api['keys'], 'response', $id, $now, $body),
         ]);
     }
 
     /**
      * The token handler for the site's own pages (§15): POST
-     * {"audience": …, "action": …} → {"header": …, "expires_at": …}.
+     * {"audience": …, "action": …} → {"header": …, "expires_at": …}, an
+     * action token MACed with the first secret of that audience, which must
+     * be one of the option `audiences` (else 400 audience-not-allowed).
      *
      * @param \Closure(Request, string $audience, string $action): string $authorize
      *   returns the subject ("" for none) or throws Refused (403 token-refused);
@@ -1132,7 +1435,7 @@ final class Site
             return Response::problem(400, 'malformed-request', 'send {"audience": "<API origin>", "action": "<action label>"}');
         }
         $audience = Wire::normalizeOrigin($m->audience ?? '');
-        if ($audience === null || !in_array($audience, $this->audiences, true)) {
+        if ($audience === null || !in_array($audience, $this->tokenAudiences, true)) {
             return Response::problem(400, 'audience-not-allowed', 'this site does not issue tokens for that API');
         }
         $action = $m->action ?? '';

@@ -3,19 +3,27 @@
  * A tiny site for `php -S`, configured from the environment:
  *
  *   DOMAINCONFIRM_ORIGIN=https://shop.example \
- *   DOMAINCONFIRM_SECRETS=dcsec_… \
+ *   DOMAINCONFIRM_AUDIENCE=https://api.example DOMAINCONFIRM_SECRETS=dcsec_… \
+ *   DOMAINCONFIRM_DB=/var/lib/shop/domainconfirm.sqlite \
  *   php -S 127.0.0.1:8080 examples/php/index.php
  *
  * Routes:
- *   POST /.well-known/domainconfirm  the confirmation handler (answers the API's verifier, and its probes)
- *   POST /domainconfirm/token        the token handler for this site's pages (when DOMAINCONFIRM_AUDIENCES is set)
+ *   POST /.well-known/domainconfirm  the confirmation handler (answers the APIs' verifiers, and their probes)
+ *   POST /domainconfirm/token        the token handler for this site's pages (when DOMAINCONFIRM_TOKEN_AUDIENCES is set)
  *   POST /test/issue, /test/call     TEST ONLY, when DOMAINCONFIRM_TEST_ENDPOINTS=1 (see below)
  *
  * Environment:
- *   DOMAINCONFIRM_ORIGIN     this site's origin, as registered with the API (behind a TLS proxy: the proxy's origin)
- *   DOMAINCONFIRM_SECRETS    1 to 8 shared secrets, separated by commas
+ *   DOMAINCONFIRM_ORIGIN     this site's origin, as registered with the APIs (behind a TLS proxy: the proxy's origin)
+ *   One API:
+ *   DOMAINCONFIRM_AUDIENCE   the API's origin
+ *   DOMAINCONFIRM_SECRETS    the 1 to 8 secrets registered with it, separated by commas, the one tokens are MACed with first
+ *   Several APIs (instead of the two above):
+ *   DOMAINCONFIRM_APIS       a JSON object: each API's origin => its own list of secrets, in the order
+ *                            confirmation requests are authenticated, e.g.
+ *                            {"https://api.example":["dcsec_…"],"https://maps.example":["dcsec_…","dcsec_…"]}
  *   DOMAINCONFIRM_DB         the SQLite token store, required, in a directory only the site's user can write
- *   DOMAINCONFIRM_AUDIENCES  API origins the token handler issues action tokens for, separated by commas
+ *   DOMAINCONFIRM_TOKEN_AUDIENCES  API origins the token handler issues action tokens for, separated by commas;
+ *                            each must be one of the APIs above
  *   DOMAINCONFIRM_CAINFO     a PEM file of CAs curl trusts for API calls instead of the system's (CURLOPT_CAINFO)
  *   DOMAINCONFIRM_TEST_ENDPOINTS=1  turns on /test/issue and /test/call. They hand out tokens to anyone
  *                            who asks and let the caller move the issuing clock: for tests only, never in production.
@@ -46,6 +54,30 @@ function envList(string $name): array
     return $v === false || $v === '' ? [] : explode(',', $v);
 }
 
+/**
+ * The APIs and their secrets: DOMAINCONFIRM_APIS, or DOMAINCONFIRM_AUDIENCE
+ * with DOMAINCONFIRM_SECRETS. Site checks every value; nothing is trimmed.
+ */
+function apis(): array
+{
+    $json = getenv('DOMAINCONFIRM_APIS');
+    $audience = getenv('DOMAINCONFIRM_AUDIENCE');
+    if (is_string($json) && $json !== '') {
+        if (is_string($audience) && $audience !== '') {
+            throw new \RuntimeException('set DOMAINCONFIRM_APIS or DOMAINCONFIRM_AUDIENCE with DOMAINCONFIRM_SECRETS, not both');
+        }
+        $apis = json_decode($json, true);
+        if (!is_array($apis) || array_is_list($apis)) {
+            throw new \RuntimeException('DOMAINCONFIRM_APIS is not a JSON object of API origin => list of secrets');
+        }
+        return $apis;
+    }
+    if (!is_string($audience) || $audience === '') {
+        throw new \RuntimeException('set DOMAINCONFIRM_AUDIENCE and DOMAINCONFIRM_SECRETS, or DOMAINCONFIRM_APIS');
+    }
+    return [$audience => envList('DOMAINCONFIRM_SECRETS')];
+}
+
 /** The site, with its clock moved by $clockOffset seconds (test endpoints only). */
 function site(int $clockOffset = 0, ?int $ttl = null): Site
 {
@@ -55,7 +87,7 @@ function site(int $clockOffset = 0, ?int $ttl = null): Site
     if (!is_string($db) || $db === '') {
         throw new \RuntimeException('set DOMAINCONFIRM_DB to the token database path, in a directory private to this site');
     }
-    $options = ['audiences' => envList('DOMAINCONFIRM_AUDIENCES')];
+    $options = ['audiences' => envList('DOMAINCONFIRM_TOKEN_AUDIENCES')];
     $fixed = getenv('DOMAINCONFIRM_TEST_NOW');
     if (getenv('DOMAINCONFIRM_TEST_ENDPOINTS') === '1' && is_string($fixed) && ctype_digit($fixed)) {
         $options['clock'] = static fn (): int => (int) $fixed + $clockOffset;
@@ -65,7 +97,7 @@ function site(int $clockOffset = 0, ?int $ttl = null): Site
     if ($ttl !== null) {
         $options['ttl'] = $ttl;
     }
-    return new Site((string) getenv('DOMAINCONFIRM_ORIGIN'), envList('DOMAINCONFIRM_SECRETS'), new SqliteTokenStore($db), $options);
+    return new Site((string) getenv('DOMAINCONFIRM_ORIGIN'), apis(), new SqliteTokenStore($db), $options);
 }
 
 /** The JSON object a test endpoint was POSTed, or a 400 answer. */
@@ -137,7 +169,7 @@ $testMode = getenv('DOMAINCONFIRM_TEST_ENDPOINTS') === '1'
 try {
     $response = match (true) {
         $path === Wire::DEFAULT_CONFIRM_PATH => null,
-        $path === '/domainconfirm/token' && envList('DOMAINCONFIRM_AUDIENCES') !== [] => site()->handleTokenRequest(
+        $path === '/domainconfirm/token' && envList('DOMAINCONFIRM_TOKEN_AUDIENCES') !== [] => site()->handleTokenRequest(
             Request::fromGlobals(Wire::MAX_TOKEN_REQUEST),
             // Decide here who may have a token, for example from the session:
             // return the subject ("" for none), or throw DomainConfirm\Refused.

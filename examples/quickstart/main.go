@@ -17,6 +17,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"github.com/domainconfirm/domainconfirm/callback"
 	"github.com/domainconfirm/domainconfirm/verify"
@@ -33,21 +34,30 @@ func run(ctx context.Context, out io.Writer) error {
 	// One shared secret per (site, API) pair, registered on both sides.
 	secret := callback.GenerateSecret()
 
-	// The customer's site: issues tokens and answers confirmations at
-	// /.well-known/domainconfirm.
+	// The API's server, started first so the site knows its origin (the
+	// audience it issues tokens for).
+	apiMux := http.NewServeMux()
+	apiSrv := httptest.NewTLSServer(apiMux)
+	defer apiSrv.Close()
+
+	// The customer's site: issues tokens (MACed with the secret it shares
+	// with this API alone) and answers confirmations at
+	// /.well-known/domainconfirm. It also works with a second API, with a
+	// secret of its own.
 	siteMux := http.NewServeMux()
-	siteSrv := httptest.NewTLSServer(siteMux)
+	calls := &callCounter{next: siteMux}
+	siteSrv := httptest.NewTLSServer(calls)
 	defer siteSrv.Close()
-	site, err := callback.New(callback.Config{Origin: siteSrv.URL, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: siteSrv.URL, APIs: []callback.API{
+		{Audience: apiSrv.URL, Secrets: []string{secret}},
+		{Audience: "https://other-api.example", Secrets: []string{callback.GenerateSecret()}},
+	}})
 	if err != nil {
 		return err
 	}
 	siteMux.Handle(callback.DefaultPath, site)
 
 	// The API: registers the site's origin and verifies every request.
-	apiMux := http.NewServeMux()
-	apiSrv := httptest.NewTLSServer(apiMux)
-	defer apiSrv.Close()
 	registry := verify.NewMemoryRegistry()
 	if err := registry.Add(siteSrv.URL, "", secret); err != nil {
 		return err
@@ -79,9 +89,11 @@ func run(ctx context.Context, out io.Writer) error {
 	const order = `{"item":42,"qty":1}`
 
 	var failed []string
-	step := func(name string, wantStatus int, status int, body string) {
+	// step checks one answer: its status and, for a refusal, that the
+	// problem body names the reason.
+	step := func(name string, wantStatus int, wantReason string, status int, body string) {
 		mark := "ok  "
-		if status != wantStatus {
+		if status != wantStatus || !strings.Contains(body, `"reason":"`+wantReason+`"`) && wantReason != "" {
 			mark = "FAIL"
 			failed = append(failed, name)
 		}
@@ -89,26 +101,45 @@ func run(ctx context.Context, out io.Writer) error {
 	}
 
 	status, body := post(ctx, siteClient, orders, order, "")
-	step("1. the site's backend calls the API with a fresh token: confirmed", http.StatusOK, status, body)
+	step("1. the site's backend calls the API with a fresh token: confirmed by one call-back", http.StatusOK, "", status, body)
+	before := calls.n.Load()
+	if before != 1 {
+		failed = append(failed, fmt.Sprintf("step 1 made %d call-backs, want 1", before))
+	}
 
 	status, body = post(ctx, attacker, orders, order, rec.last)
-	step("2. the same token replayed: rejected", http.StatusUnauthorized, status, body)
+	step("2. the same token replayed: rejected", http.StatusUnauthorized, "token-replayed", status, body)
 
-	forged := "v1 " + site.Origin() + " dct_" + strings.Repeat("A", 43)
-	status, body = post(ctx, attacker, orders, order, forged)
-	step("3. a forged token the site never issued: rejected", http.StatusUnauthorized, status, body)
+	// An impostor claims the site's origin with a secret of its own: its
+	// token is well-formed, but its MAC is not under the registered secret.
+	impostor, err := callback.New(callback.Config{Origin: site.Origin(), APIs: []callback.API{{Audience: apiSrv.URL, Secrets: []string{callback.GenerateSecret()}}}})
+	if err != nil {
+		return err
+	}
+	forged, err := impostor.IssueForAction(ctx, apiSrv.URL, "report", callback.IssueOptions{})
+	if err != nil {
+		return err
+	}
+	status, body = post(ctx, attacker, orders, order, forged.Header())
+	step("3. a forged token the site never issued: rejected by the API itself", http.StatusUnauthorized, "forged-token", status, body)
 
 	other, err := site.IssueForAction(ctx, "https://other-api.example", "report", callback.IssueOptions{})
 	if err != nil {
 		return err
 	}
 	status, body = post(ctx, attacker, orders, order, other.Header())
-	step("4. a token the site issued for another API: rejected", http.StatusUnauthorized, status, body)
+	step("4. a token the site issued for another API: rejected by the API itself", http.StatusUnauthorized, "audience-mismatch", status, body)
+
+	if n := calls.n.Load() - before; n != 0 {
+		failed = append(failed, fmt.Sprintf("steps 2 to 4 made %d call-backs, want 0", n))
+	} else {
+		fmt.Fprintln(out, "\nsteps 2 to 4 cost the site no call-back: the API refused them on its own")
+	}
 
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))
 	}
-	fmt.Fprintln(out, "\nall four steps behaved as expected")
+	fmt.Fprintln(out, "all four steps behaved as expected")
 	return nil
 }
 
@@ -153,4 +184,15 @@ type headerRecorder struct {
 func (h *headerRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
 	h.last = r.Header.Get(verify.HeaderName)
 	return h.next.RoundTrip(r)
+}
+
+// callCounter counts the requests the site receives: the call-backs.
+type callCounter struct {
+	next http.Handler
+	n    atomic.Int64
+}
+
+func (c *callCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.n.Add(1)
+	c.next.ServeHTTP(w, r)
 }

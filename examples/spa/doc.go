@@ -16,7 +16,9 @@
 // succeeds; 2. a page on another origin is refused, even holding a valid
 // token (its Origin is not the SPA's), and 3. its CORS preflight is not
 // allowed; a non-browser client forging Origin: <the SPA> is refused 4.
-// without a token and 5. with a made-up one.
+// without a token and 5. with a well-formed token it minted under a secret
+// of its own, which the API refuses by itself (forged-token: its MAC is not
+// under the SPA's registered secret), without calling the SPA back.
 //
 //	go run ./examples/spa -serve
 //

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 
 	"github.com/domainconfirm/domainconfirm/callback"
 	"github.com/domainconfirm/domainconfirm/verify"
@@ -60,7 +61,7 @@ func run(ctx context.Context, out io.Writer, serve bool) error {
 
 	// The SPA's origin: the app, the page script, the token endpoint and
 	// the confirmation handler.
-	spa, err := callback.New(callback.Config{Origin: spaURL, Secrets: []string{secret}})
+	spa, err := callback.New(callback.Config{Origin: spaURL, APIs: []callback.API{{Audience: apiURL, Secrets: []string{secret}}}})
 	if err != nil {
 		return err
 	}
@@ -76,7 +77,12 @@ func run(ctx context.Context, out io.Writer, serve bool) error {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = app.Execute(w, map[string]string{"Script": callback.ScriptPath, "Notes": notes})
 	}
-	spaMux.Handle(callback.DefaultPath, spa)
+	// The confirmation handler, counting the API's call-backs.
+	var callbacks atomic.Int64
+	spaMux.Handle(callback.DefaultPath, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		callbacks.Add(1)
+		spa.ServeHTTP(w, r)
+	}))
 	spaMux.Handle(callback.ScriptPath, callback.ScriptHandler())
 	spaMux.Handle(tokenPath, tokens)
 	spaMux.HandleFunc("GET /{$}", appPage)
@@ -169,9 +175,25 @@ func run(ctx context.Context, out io.Writer, serve bool) error {
 	status, body, _ = do(ctx, client, http.MethodPost, notes, note, forgedOrigin)
 	step("4. a script forging the SPA's Origin, no token: refused", status == http.StatusUnauthorized, fmt.Sprint(status, " ", summary(body)))
 
-	forgedOrigin[verify.HeaderName] = "v1 " + spaURL + " dct_" + strings.Repeat("A", 43)
+	// The script's token is well-formed, issued by an impostor claiming the
+	// SPA's origin with a secret of its own: its MAC is not under the
+	// secret registered for the SPA, so the API refuses it by itself,
+	// without calling the SPA back.
+	impostor, err := callback.New(callback.Config{Origin: spaURL, APIs: []callback.API{{Audience: apiURL, Secrets: []string{callback.GenerateSecret()}}}})
+	if err != nil {
+		return err
+	}
+	forged, err := impostor.IssueForAction(ctx, apiURL, "save", callback.IssueOptions{})
+	if err != nil {
+		return err
+	}
+	forgedOrigin[verify.HeaderName] = forged.Header()
+	before := callbacks.Load()
 	status, body, _ = do(ctx, client, http.MethodPost, notes, note, forgedOrigin)
-	step("5. a script forging the SPA's Origin and a token: refused", status == http.StatusUnauthorized, fmt.Sprint(status, " ", summary(body)))
+	n := callbacks.Load() - before
+	step("5. a script forging the SPA's Origin and a token: refused by the API itself, no call-back",
+		status == http.StatusUnauthorized && strings.Contains(body, "forged-token") && n == 0,
+		fmt.Sprintf("%d %s (%d call-backs)", status, summary(body), n))
 
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))

@@ -60,7 +60,7 @@ func run(ctx context.Context, out io.Writer, serve bool) error {
 
 	// The customer's site: the page, the widget script, the token endpoint
 	// and the confirmation handler.
-	site, err := callback.New(callback.Config{Origin: siteURL, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: siteURL, APIs: []callback.API{{Audience: apiURL, Secrets: []string{secret}}}})
 	if err != nil {
 		return err
 	}

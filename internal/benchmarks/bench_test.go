@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 	"github.com/domainconfirm/domainconfirm/verify"
 )
@@ -63,7 +64,7 @@ func sampleConfirmRequest() wire.ConfirmRequest {
 	return wire.ConfirmRequest{
 		Version: 1, Type: wire.TypeConfirm,
 		Origin: "https://127.0.0.1:41234", Audience: apiAudience,
-		TokenSHA256: wire.TokenHash(wire.NewToken()), Challenge: wire.NewChallenge(),
+		TokenSHA256: wire.TokenHash(sitetest.ForgedToken()), Challenge: wire.NewChallenge(),
 		Request: wire.RequestInfo{Method: http.MethodPost, Path: "/v1/orders", BodySHA256: wire.BodySHA256(orderBody)},
 	}
 }
@@ -267,7 +268,7 @@ func newFixture(tb testing.TB) *fixture {
 	mux := http.NewServeMux()
 	srv := newTLSServer(tb, mux)
 	secret := callback.GenerateSecret()
-	site, err := callback.New(callback.Config{Origin: srv.URL, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: srv.URL, APIs: []callback.API{{Audience: apiAudience, Secrets: []string{secret}}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -287,8 +288,8 @@ func newFixture(tb testing.TB) *fixture {
 	return &fixture{site: site, v: v}
 }
 
-// unlimited lifts cfg's per-origin call-back budget and in-flight cap (50
-// call-backs a second and 32 at once by default): the benchmarks make
+// unlimited lifts cfg's per-origin call-back budget and in-flight cap (2,000
+// call-backs a second and 64 at once by default): the benchmarks make
 // thousands of call-backs a second, 32 at once, to one origin, and measure
 // the verification, not the limiter's refusals.
 func unlimited(cfg verify.Config) verify.Config {
@@ -450,7 +451,7 @@ func BenchmarkVerifyColdParallel(b *testing.B) {
 // BenchmarkNewAPIRequest is the cost of building one in-memory API request,
 // part of BenchmarkVerifyColdParallel but not of BenchmarkVerifyCold.
 func BenchmarkNewAPIRequest(b *testing.B) {
-	h := wire.FormatHeader("https://127.0.0.1:41234", wire.NewToken())
+	h := wire.FormatHeader("https://127.0.0.1:41234", sitetest.ForgedToken())
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = apiRequest(http.MethodPost, orderBody, h)
@@ -468,7 +469,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 // within 1.2x of the bare round trip only if this is within 0.2x of it.
 func BenchmarkVerifyColdInMemory(b *testing.B) {
 	secret := callback.GenerateSecret()
-	site, err := callback.New(callback.Config{Origin: shopOrigin, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: shopOrigin, APIs: []callback.API{{Audience: apiAudience, Secrets: []string{secret}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -540,6 +541,59 @@ func BenchmarkVerifyReplayParallel(b *testing.B) {
 	})
 }
 
+// BenchmarkVerifyForged is the rejection of a forged token, which the
+// verifier refuses itself (forged-token) before any store, budget or
+// call-back: a GET without a body, as in BenchmarkVerifyReplay, carrying
+//
+//   - unknown-key: an action token for apiAudience MACed with a secret
+//     nobody registered (sitetest.ForgedToken), so its key id names no
+//     registered secret and no MAC is computed;
+//   - bad-mac: a request token the site issued for this GET, then altered
+//     in its MAC, so the key id is the registered one and the verifier
+//     computes and compares the MAC.
+func BenchmarkVerifyForged(b *testing.B) {
+	f := newFixture(b)
+	origin := f.site.Origin()
+	good := f.issue(b, http.MethodGet, nil)
+	// Alter the third-to-last character, well inside the MAC and clear of
+	// the final character's unused bits, so the token stays well-formed.
+	i := len(good) - 3
+	alt := byte('A')
+	if good[i] == 'A' {
+		alt = 'B'
+	}
+	badMAC := good[:i] + string(alt) + good[i+1:]
+	for _, c := range []struct{ name, header string }{
+		{"unknown-key", wire.FormatHeader(origin, sitetest.ForgedToken())},
+		{"bad-mac", badMAC},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			r := apiRequest(http.MethodGet, nil, c.header)
+			ctx := context.Background()
+			forged := func() error {
+				_, err := f.v.Verify(ctx, r)
+				if e, ok := errors.AsType[*verify.Error](err); !ok || !errors.Is(err, verify.ErrInvalidToken) || e.Reason != "forged-token" {
+					return fmt.Errorf("Verify: %v, want ErrInvalidToken (forged-token)", err)
+				}
+				return nil
+			}
+			if err := forged(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := forged(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	// Neither forgery used the site's token up: it is still good.
+	if err := f.verify(context.Background(), apiRequest(http.MethodGet, nil, good)); err != nil {
+		b.Fatalf("the genuine token after its forged copy: %v", err)
+	}
+}
+
 // confirmer is a callback.Site in memory and the verifier's side of the
 // confirmation protocol built with internal/wire as verify/callback.go does.
 type confirmer struct {
@@ -562,7 +616,7 @@ var shopConfirmURL = func() *url.URL {
 func newConfirmer(tb testing.TB) *confirmer {
 	tb.Helper()
 	secret := callback.GenerateSecret()
-	site, err := callback.New(callback.Config{Origin: shopOrigin, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: shopOrigin, APIs: []callback.API{{Audience: apiAudience, Secrets: []string{secret}}}})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -715,7 +769,7 @@ func BenchmarkIssueForRequest(b *testing.B) {
 // BenchmarkIssueConfirm alone: building and signing a confirmation request.
 func BenchmarkConfirmRequestBuild(b *testing.B) {
 	c := newConfirmer(b)
-	tok := wire.NewToken()
+	tok := sitetest.ForgedToken()
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := c.request(tok); err != nil {
@@ -786,7 +840,7 @@ func BenchmarkWireVerify(b *testing.B) {
 func BenchmarkWireParseHeader(b *testing.B) {
 	for _, c := range []struct{ name, origin string }{{"ip", "https://127.0.0.1:41234"}, {"dns", "https://shop.example"}} {
 		b.Run(c.name, func(b *testing.B) {
-			h := wire.FormatHeader(c.origin, wire.NewToken())
+			h := wire.FormatHeader(c.origin, sitetest.ForgedToken())
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, _, err := wire.ParseHeader(h); err != nil {
@@ -800,7 +854,7 @@ func BenchmarkWireParseHeader(b *testing.B) {
 // BenchmarkWireTokenHash is the replay and store key of a token, computed
 // by every Verify and every issue.
 func BenchmarkWireTokenHash(b *testing.B) {
-	tok := wire.NewToken()
+	tok := sitetest.ForgedToken()
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = wire.TokenHash(tok)

@@ -61,7 +61,7 @@ func newReuseSite(b *testing.B) *reuseSite {
 	s.origin = origin
 	s.roots = x509.NewCertPool()
 	s.roots.AddCert(srv.Certificate())
-	st, err := callback.New(callback.Config{Origin: origin, Secrets: []string{s.secret}})
+	st, err := callback.New(callback.Config{Origin: origin, APIs: []callback.API{{Audience: reuseAudience, Secrets: []string{s.secret}}}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -91,13 +91,14 @@ func goDefaultIdleClient(roots *x509.CertPool) *http.Client {
 	}
 }
 
-// BenchmarkCallbackConnReuse32 is one cold verification (one call-back to a
-// real callback.Site over loopback TLS) per op, made by 32 goroutines at once
-// to one origin after a warm-up, and reports the new TCP connections the
-// site accepted per call-back: with the verifier's default client, which
-// keeps MaxInFlightPerOrigin idle connections per origin, against a client
-// with Go's default of 2. Each new connection is a full TLS handshake.
-func BenchmarkCallbackConnReuse32(b *testing.B) {
+// BenchmarkCallbackConnReuse is one cold verification (one call-back to a
+// real callback.Site over loopback TLS) per op, made by reuseWorkers
+// (verify.DefaultMaxInFlightPerOrigin, 64) goroutines at once to one origin
+// after a warm-up, and reports the new TCP connections the site accepted
+// per call-back: with the verifier's default client, which keeps
+// MaxInFlightPerOrigin idle connections per origin, against a client with
+// Go's default of 2. Each new connection is a full TLS handshake.
+func BenchmarkCallbackConnReuse(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		client func(roots *x509.CertPool) *http.Client // nil: the verifier's default
@@ -115,7 +116,7 @@ func BenchmarkCallbackConnReuse32(b *testing.B) {
 				Audience: reuseAudience, Registry: reg,
 				// The benchmark measures connections, not the limiter:
 				// lift the call-back budget. The in-flight caps stay at
-				// their defaults (32 per origin, 512 in all).
+				// their defaults (64 per origin, 512 in all).
 				CallbacksPerSecond: 1e9, CallbackBurst: 1 << 20,
 			}
 			if c.client == nil {
@@ -172,8 +173,8 @@ func BenchmarkCallbackConnReuse32(b *testing.B) {
 				return nil
 			}
 
-			// Warm-up outside the timer: 32 call-backs at once open the
-			// connections a warm verifier has.
+			// Warm-up outside the timer: reuseWorkers call-backs at once
+			// open the connections a warm verifier has.
 			if err := run(issue(reuseWorkers)); err != nil {
 				b.Fatal(err)
 			}

@@ -1,7 +1,9 @@
 // Package benchmarks only holds benchmarks: the cost of a cold verification
-// against a bare HTTPS round trip, of replay rejection, and of the site's
-// issue and confirm path, all in one package so that their ratios can be read
-// from one run of
+// against a bare HTTPS round trip, of what the verifier refuses or accepts on
+// its own (a replayed token, a forged one, a token at the local level
+// IssuedToken), of the site's issue and confirm path, and a load pair (a bare
+// handler against the same handler behind the local level, over loopback
+// HTTP), all in one package so that their ratios can be read from one run of
 //
 //	go test -run '^$' -bench . -benchmem ./internal/benchmarks/
 //

@@ -272,7 +272,7 @@ type env struct {
 // handler and the confirmation handler on mux.
 func newSite(t *testing.T, mux *http.ServeMux, origin, apiOrigin, shopOrigin, secret string, rec *recorder) *callback.Site {
 	t.Helper()
-	site, err := callback.New(callback.Config{Origin: origin, Secrets: []string{secret}})
+	site, err := callback.New(callback.Config{Origin: origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -101,14 +101,23 @@ func (s *Signer) WrongChallenge() Answer {
 // Confirmed returns a confirmed answer consistent with req: it echoes the
 // challenge, binds the token to req's audience and request, and was issued
 // a second before now for a minute.
+//
+// A verifier checks that the site confirms the kind and action label the
+// token itself names: for a token minted by this package (MintHeader,
+// Unissued) whose kind is action, the binding is that action; for any other
+// token it is the request.
 func Confirmed(req *Request, now time.Time) *wire.ConfirmResponse {
 	c := req.Confirm
+	b := &wire.Binding{
+		Audience: c.Audience, Kind: wire.KindRequest,
+		Method: c.Request.Method, Path: c.Request.Path, BodySHA256: c.Request.BodySHA256,
+	}
+	if action, ok := mintedActions.Load(c.TokenSHA256); ok {
+		b = &wire.Binding{Audience: c.Audience, Kind: wire.KindAction, Action: action.(string)}
+	}
 	return &wire.ConfirmResponse{
 		Version: 1, Type: wire.TypeConfirm, Challenge: c.Challenge, Result: wire.ResultConfirmed,
-		Binding: &wire.Binding{
-			Audience: c.Audience, Kind: wire.KindRequest,
-			Method: c.Request.Method, Path: c.Request.Path, BodySHA256: c.Request.BodySHA256,
-		},
+		Binding:   b,
 		IssuedAt:  now.Add(-time.Second).Unix(),
 		ExpiresAt: now.Add(time.Minute).Unix(),
 	}

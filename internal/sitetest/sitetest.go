@@ -18,6 +18,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/domainconfirm/domainconfirm/callback"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
@@ -162,3 +163,59 @@ func Pool(servers ...*Server) *x509.CertPool {
 	}
 	return p
 }
+
+// ForgedToken returns a well-formed action token for the audience
+// https://api.example that no site issued: MACed with a fresh random secret
+// that nobody registered. A verifier refuses it as forged-token. Tests use
+// it as a forgery, or as a random store key.
+func ForgedToken() string {
+	key, err := wire.ParseSecret(wire.GenerateSecret())
+	if err != nil {
+		panic(err)
+	}
+	b := wire.Binding{Audience: "https://api.example", Kind: wire.KindAction, Action: "forged"}
+	tok, err := wire.NewToken(wire.DeriveTokenKey(key), "https://forged.example", &b, time.Now(), time.Minute)
+	if err != nil {
+		panic(err)
+	}
+	return tok
+}
+
+// Unissued returns a Domain-Confirm header value for origin carrying an
+// action token ("report") for audience, MACed with secret exactly as the
+// site would issue it, but stored by no site: it passes a verifier's own
+// checks, so the verifier calls back, and a real site answers unknown-token.
+func Unissued(secret, origin, audience string) string {
+	return MintHeader(secret, origin, wire.Binding{Audience: audience, Kind: wire.KindAction, Action: "report"}, time.Now(), time.Minute)
+}
+
+// MintHeader returns a Domain-Confirm header value for origin with a token
+// for binding b MACed with secret, issued at issuedAt for lifetime. No site
+// stores it. It panics on bad input: the inputs are a test's own.
+func MintHeader(secret, origin string, b wire.Binding, issuedAt time.Time, lifetime time.Duration) string {
+	key, err := wire.ParseSecret(secret)
+	if err != nil {
+		panic(err)
+	}
+	o, err := wire.NormalizeOrigin(origin)
+	if err != nil {
+		panic(err)
+	}
+	if b.Audience, err = wire.NormalizeOrigin(b.Audience); err != nil {
+		panic(err)
+	}
+	tok, err := wire.NewToken(wire.DeriveTokenKey(key), o, &b, issuedAt, lifetime)
+	if err != nil {
+		panic(err)
+	}
+	if b.Kind == wire.KindAction {
+		mintedActions.Store(wire.TokenHash(tok), b.Action)
+	}
+	return wire.FormatHeader(o, tok)
+}
+
+// mintedActions maps the hash of every action token MintHeader made to its
+// label, so that a fake site's Confirmed answer confirms the kind and label
+// the token names, as a real site would. It only grows, by one short entry
+// per minted token: this package is for tests.
+var mintedActions sync.Map

@@ -9,6 +9,7 @@ import (
 var (
 	NormalizeOriginFull  = normalizeOrigin
 	IsCanonicalDNSOrigin = isCanonicalDNSOrigin
+	NewTokenWithNonce    = newToken
 )
 
 // SplitHostPort, for tests, is net.SplitHostPort with the default https port filled in.

@@ -350,3 +350,39 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseToken: ParseToken never panics; what it accepts is the prefix
+// and canonical base64url of bytes whose fields are in range, and no token
+// it accepts passes Check under keys that did not issue it.
+func FuzzParseToken(f *testing.F) {
+	for _, v := range readVectors[tokensFile](f, "tokens.json").Syntax {
+		f.Add(v.Token)
+	}
+	keys := tokenKeys(f, secretB)
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := wire.ParseToken(s)
+		if err != nil {
+			if !errors.Is(err, wire.ErrToken) {
+				t.Fatalf("ParseToken(%q): error %v does not wrap ErrToken", s, err)
+			}
+			return
+		}
+		raw, derr := base64.RawURLEncoding.Strict().DecodeString(strings.TrimPrefix(s, wire.TokenPrefix))
+		if !strings.HasPrefix(s, wire.TokenPrefix) || derr != nil {
+			t.Fatalf("ParseToken(%q) accepted what is not canonical base64url after the prefix", s)
+		}
+		if wire.TokenPrefix+base64.RawURLEncoding.EncodeToString(raw) != s {
+			t.Fatalf("ParseToken(%q) accepted a non-canonical encoding", s)
+		}
+		if p.ExpiresAt()-p.IssuedAt() < 1 || p.ExpiresAt()-p.IssuedAt() > 300 {
+			t.Fatalf("ParseToken(%q): lifetime %d out of range", s, p.ExpiresAt()-p.IssuedAt())
+		}
+		if p.Kind() == wire.KindAction && wire.CheckAction(p.Action()) != nil {
+			t.Fatalf("ParseToken(%q): bad action label accepted", s)
+		}
+		ri := wire.RequestInfo{Method: "GET", Path: "/", BodySHA256: wire.EmptyBodySHA256}
+		if p.Check(keys, "https://shop.example", "https://api.example", &ri) == nil {
+			t.Fatalf("ParseToken(%q): a token nobody issued with secretB passed Check", s)
+		}
+	})
+}

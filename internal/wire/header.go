@@ -26,25 +26,32 @@ func FormatHeader(origin, token string) string {
 // "v1", one space, an https origin, one space, a token; at most MaxHeaderLen
 // bytes. The origin is returned in canonical form.
 func ParseHeader(v string) (origin, token string, err error) {
+	origin, token, _, err = ParseHeaderToken(v)
+	return origin, token, err
+}
+
+// ParseHeaderToken is ParseHeader that also returns the parsed token, so
+// that a verifier decodes it once.
+func ParseHeaderToken(v string) (origin, token string, pt ParsedToken, err error) {
 	if len(v) > MaxHeaderLen {
-		return "", "", fmt.Errorf("%w: longer than %d bytes", ErrHeader, MaxHeaderLen)
+		return "", "", pt, fmt.Errorf("%w: longer than %d bytes", ErrHeader, MaxHeaderLen)
 	}
 	rest, ok := strings.CutPrefix(v, "v1 ")
 	if !ok {
 		if strings.HasPrefix(v, "v") && strings.IndexByte(v, ' ') > 1 {
-			return "", "", fmt.Errorf("%w: unsupported version (this verifier speaks v1)", ErrHeader)
+			return "", "", pt, fmt.Errorf("%w: unsupported version (this verifier speaks v1)", ErrHeader)
 		}
-		return "", "", fmt.Errorf("%w: must start with \"v1 \"", ErrHeader)
+		return "", "", pt, fmt.Errorf("%w: must start with \"v1 \"", ErrHeader)
 	}
 	o, t, ok := strings.Cut(rest, " ")
 	if !ok || strings.IndexByte(t, ' ') >= 0 {
-		return "", "", fmt.Errorf("%w: want exactly \"v1 <origin> <token>\" separated by single spaces", ErrHeader)
+		return "", "", pt, fmt.Errorf("%w: want exactly \"v1 <origin> <token>\" separated by single spaces", ErrHeader)
 	}
 	if origin, err = NormalizeOrigin(o); err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrHeader, err)
+		return "", "", pt, fmt.Errorf("%w: %w", ErrHeader, err)
 	}
-	if err = CheckToken(t); err != nil {
-		return "", "", fmt.Errorf("%w: %w", ErrHeader, err)
+	if pt, err = ParseToken(t); err != nil {
+		return "", "", pt, fmt.Errorf("%w: %w", ErrHeader, err)
 	}
-	return origin, t, nil
+	return origin, t, pt, nil
 }

@@ -18,7 +18,8 @@ type headerCase struct {
 }
 
 var (
-	maxToken    = "dct_" + strings.Repeat("x", wire.MaxTokenChars)
+	maxToken    = mint(secretA, "https://shop.example", wire.Binding{Audience: "https://api.example", Kind: wire.KindAction, Action: strings.Repeat("x", wire.MaxActionLen)}, fixedTS, 60, seq(0x40, 16))
+	minToken    = mint(secretA, "https://shop.example", wire.Binding{Audience: "https://api.example", Kind: wire.KindAction, Action: "x"}, fixedTS, 60, seq(0x50, 16))
 	maxOrigin   = "https://" + host253 + ":65535"
 	longest     = "v1 " + maxOrigin + " " + maxToken // the longest valid header
 	over1KiB    = "v1 https://shop.example " + tokenA + strings.Repeat(" ", wire.MaxHeaderLen)
@@ -31,7 +32,9 @@ var headerCases = []headerCase{
 	{"port kept", "v1 https://shop.example:8443 " + tokenB, "https://shop.example:8443", tokenB},
 	{"IPv6", "v1 https://[::1]:8443 " + tokenA, "https://[::1]:8443", tokenA},
 	{"IPv4-mapped IPv6", "v1 https://[::ffff:7f00:1] " + tokenA, "https://[::ffff:127.0.0.1]", tokenA},
-	{"shortest token", "v1 https://shop.example dct_" + strings.Repeat("A", 22), "https://shop.example", "dct_" + strings.Repeat("A", 22)},
+	{"shortest token (an action token with a one-character label)", "v1 https://shop.example " + minToken, "https://shop.example", minToken},
+	{"an unsigned random token of earlier drafts", "v1 https://shop.example dct_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8", "", ""},
+	{"a token of the right length and alphabet but version 0", "v1 https://shop.example " + reencode(tokenA, setByte(0, 0)), "", ""},
 	{"longest valid header", longest, "https://" + host253 + ":65535", maxToken},
 	{"numeric-looking host name whose last label is not numeric", "v1 https://1.2.3.4a " + tokenA, "https://1.2.3.4a", tokenA},
 

@@ -104,8 +104,8 @@ func TestQuirkResponseCheckLeniency(t *testing.T) {
 }
 
 // MaxHeaderLen never decides alone: the longest header the other limits
-// allow (a 253-byte host, a 5-digit port, a 128-character token) is about
-// 400 bytes.
+// allow (a 253-byte host, a 5-digit port, a 156-character token) is about
+// 430 bytes.
 func TestQuirkHeaderCapIsSlack(t *testing.T) {
 	assert.Less(t, len(longest), wire.MaxHeaderLen/2)
 	_, _, err := wire.ParseHeader(longest)

@@ -282,9 +282,17 @@ type siteHandlerFile struct {
 }
 
 type siteConfigVector struct {
-	Origin  string   `json:"origin"`
-	Secrets []string `json:"secrets"`
+	Origin string            `json:"origin"`
+	APIs   []apiConfigVector `json:"apis"`
 }
+
+type apiConfigVector struct {
+	Audience string   `json:"audience"`
+	Secrets  []string `json:"secrets"`
+}
+
+// otherAPI is the second API of the site in site_handler.json, with secretB.
+const otherAPI = "https://other-api.example"
 
 type handlerVector struct {
 	Note            string            `json:"note"`
@@ -385,6 +393,9 @@ func buildSiteHandler(t *testing.T) siteHandlerFile {
 	}
 	probe := []byte(mustJSON(t, wire.ProbeRequest{Version: 1, Type: wire.TypeProbe, Origin: "https://www.shop.example", Audience: apiOrigin, Challenge: challengeA}))
 	probeWithToken := []byte(`{"version":1,"type":"probe","origin":"` + siteOrigin + `","audience":"` + apiOrigin + `","token_sha256":"` + tokenAHex + `","challenge":"` + challengeA + `"}`)
+	otherAudBody := bytes.Replace(body, []byte(`"audience":"`+apiOrigin+`"`), []byte(`"audience":"`+otherAPI+`"`), 1)
+	otherProbe := []byte(mustJSON(t, wire.ProbeRequest{Version: 1, Type: wire.TypeProbe, Origin: siteOrigin, Audience: otherAPI, Challenge: challengeA}))
+	ownProbe := []byte(mustJSON(t, wire.ProbeRequest{Version: 1, Type: wire.TypeProbe, Origin: siteOrigin, Audience: apiOrigin, Challenge: challengeA}))
 	otherType := bytes.Replace(body, []byte(`"type":"confirm"`), []byte(`"type":"status"`), 1)
 	sigA := wire.Sign(keys, wire.Request, fixedID, fixedTS, body)
 
@@ -427,7 +438,16 @@ func buildSiteHandler(t *testing.T) siteHandlerFile {
 		fail("the entries of Domainconfirm-Signature in two fields", "POST",
 			with(replace(signed(body), wire.HeaderSignature, "v2,"+sigA[3:]), [2]string{wire.HeaderSignature, sigA}), body, 401, "bad-signature", unauth("bad-signature")),
 		fail("signed 301 s ago", "POST", signedAs(body, wire.Request, keys, fixedTS-301), body, 401, "bad-timestamp", unauth("bad-timestamp")),
-		fail("signed with a secret the site does not hold", "POST", signedAs(body, wire.Request, keysOf(t, []string{"B"}), fixedTS), body, 401, "bad-signature", unauth("bad-signature")),
+		fail("signed with a secret the site does not hold", "POST", signedAs(body, wire.Request, keysOf(t, []string{"C64"}), fixedTS), body, 401, "bad-signature", unauth("bad-signature")),
+		ok("signed with the other API's secret, naming the other API as audience: that API's request",
+			signedAs(otherAudBody, wire.Request, keysOf(t, []string{"B"}), fixedTS), otherAudBody),
+		fail("signed with the other API's secret but naming this API as audience: 401 bad-signature, nothing consumed", "POST",
+			signedAs(body, wire.Request, keysOf(t, []string{"B"}), fixedTS), body, 401, "bad-signature", unauth("bad-signature")),
+		hv{Note: "a probe signed with the other API's secret, naming the other API: 200 with the proof of that API's secret only",
+			Method: "POST", Headers: signedAs(otherProbe, wire.Request, keysOf(t, []string{"B"}), fixedTS), Body: string(otherProbe),
+			Status: 200, ResponseHeaders: answer},
+		fail("a probe signed with the other API's secret, naming this API as audience", "POST",
+			signedAs(ownProbe, wire.Request, keysOf(t, []string{"B"}), fixedTS), ownProbe, 401, "bad-signature", unauth("bad-signature")),
 		fail("signed with direction response (a reflected answer)", "POST", signedAs(body, wire.Response, keys, fixedTS), body, 401, "bad-signature", unauth("bad-signature")),
 		fail("unsigned and not JSON: the signature is checked first", "POST", without(signed([]byte("not json")), wire.HeaderSignature), []byte("not json"), 401, "bad-signature", unauth("bad-signature")),
 		fail("signed, not JSON", "POST", signed([]byte("not json")), []byte("not json"), 400, "malformed-message", problem),
@@ -475,6 +495,7 @@ func buildSiteHandler(t *testing.T) siteHandlerFile {
 			tok("an unknown member", "POST", [][2]string{host, jsonCT}, `{"audience":"`+apiOrigin+`","action":"report:create","ttl":300}`, 400, "malformed-request"),
 			tok("audience not a string", "POST", [][2]string{host, jsonCT}, `{"audience":1,"action":"report:create"}`, 400, "malformed-request"),
 			tok("an audience the site does not issue for", "POST", [][2]string{host, jsonCT}, tokenBody("https://other.example", "report:create"), 400, "audience-not-allowed"),
+			tok("an API the site has secrets for, but not one of the handler's audiences", "POST", [][2]string{host, jsonCT}, tokenBody(otherAPI, "report:create"), 400, "audience-not-allowed"),
 			tok("no audience", "POST", [][2]string{host, jsonCT}, `{"action":"report:create"}`, 400, "audience-not-allowed"),
 			tok("a bad audience and a bad action: the audience is checked first", "POST", [][2]string{host, jsonCT}, tokenBody("https://other.example", "report create"), 400, "audience-not-allowed"),
 			tok("a bad action label", "POST", [][2]string{host, jsonCT}, tokenBody(apiOrigin, "report create"), 400, "malformed-request"),
@@ -489,10 +510,16 @@ func buildSiteHandler(t *testing.T) siteHandlerFile {
 			"request (method, headers as [name, value] pairs in order, a name may repeat, body) to a site configured with site " +
 			"and an empty token store, with its clock at now, and the status and reason it gets. reason is the problem's reason, " +
 			"or for a 200 confirmation answer the reason of the signed rejected answer. response_headers must be present with " +
-			"these values. token_handler: the handler the site's pages get action tokens from, configured with audiences, " +
-			"ttl_seconds and an authorisation hook that behaves as authorize; a 200 answer is {\"header\": \"v1 <site origin> " +
-			"<token>\", \"expires_at\": now + ttl_seconds}.",
-		Site:         siteConfigVector{Origin: siteOrigin, Secrets: []string{secretA}},
+			"these values. The site works with two APIs (apis), each with its own secret: a request is authenticated with the " +
+			"secrets of the API whose audience it names. token_handler: the handler the site's pages get action tokens from, " +
+			"configured with audiences, ttl_seconds and an authorisation hook that behaves as authorize; a 200 answer is " +
+			"{\"header\": \"v1 <site origin> <token>\", \"expires_at\": now + ttl_seconds}, where the token is an action token " +
+			"for the audience and action asked, issued at now for ttl_seconds, MACed with the first secret of that audience " +
+			"(tokens.json; its nonce is random).",
+		Site: siteConfigVector{Origin: siteOrigin, APIs: []apiConfigVector{
+			{Audience: apiOrigin, Secrets: []string{secretA}},
+			{Audience: otherAPI, Secrets: []string{secretB}},
+		}},
 		Now:          fixedTS,
 		Confirmation: c,
 		TokenHandler: th,
@@ -501,8 +528,12 @@ func buildSiteHandler(t *testing.T) siteHandlerFile {
 
 func checkSiteHandler(t *testing.T) {
 	f := readVectors[siteHandlerFile](t, "site_handler.json")
-	keys, err := wire.ParseSecrets(f.Site.Secrets)
-	require.NoError(t, err)
+	keysOfAPI := map[string][][]byte{}
+	for _, a := range f.Site.APIs {
+		keys, err := wire.ParseSecrets(a.Secrets)
+		require.NoError(t, err)
+		keysOfAPI[a.Audience] = keys
+	}
 	require.NotEmpty(t, f.Confirmation)
 	for _, v := range f.Confirmation {
 		var ct []string
@@ -517,6 +548,11 @@ func checkSiteHandler(t *testing.T) {
 			assert.Equal(t, accepted, v.Reason != "unsupported-media-type", v.Note)
 		}
 		if v.Status == 200 {
+			// Signed with the secrets of the API the body names.
+			var req wire.ConfirmRequest
+			require.NoError(t, wire.Decode([]byte(v.Body), &req), v.Note)
+			keys := keysOfAPI[req.Audience]
+			require.NotNil(t, keys, v.Note)
 			h := http1Header(v.Headers)
 			assert.NoError(t, wire.Verify(keys, wire.Request, wire.Once(h, wire.HeaderID), wire.Once(h, wire.HeaderTimestamp),
 				wire.Once(h, wire.HeaderSignature), []byte(v.Body), time.Unix(f.Now, 0)), v.Note)

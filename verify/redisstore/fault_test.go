@@ -35,7 +35,7 @@ const recoveryTimeout = 15 * time.Second
 func TestRedisOutage(t *testing.T) {
 	rs := redistest.StartServer(t)
 	secret := callback.GenerateSecret()
-	srv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}, Store: cbredis.New(rs.Client())})
+	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}, Store: cbredis.New(rs.Client())})
 	a := newVerifier(t, srv, secret, rs.Client(), redistest.Prefix(t), nil)
 	b := newVerifier(t, srv, secret, nil, "", func(cfg *verify.Config) { cfg.BreakerThreshold = 1 << 30 })
 	apis := map[string]*verify.Verifier{"A": a, "B": b}

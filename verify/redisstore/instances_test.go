@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -31,7 +32,7 @@ type origin struct {
 // to it.
 func consumingSite(t *testing.T) origin {
 	secret := callback.GenerateSecret()
-	srv, site := sitetest.NewSite(t, callback.Config{Secrets: []string{secret}})
+	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
 	return origin{srv: srv, secret: secret, token: func(t *testing.T) string {
 		tok, err := site.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
 		require.NoError(t, err)
@@ -41,12 +42,17 @@ func consumingSite(t *testing.T) origin {
 
 // forgetfulSite confirms every token it is asked about, every time, validly
 // signed: a site that does not consume tokens. Only the verifiers' replay
-// memory then stops a replay.
+// memory then stops a replay. Its tokens are MACed with its secret, as it
+// would issue them, so the verifiers call it back, and bound to the request
+// apiRequest builds, as it confirms them.
 func forgetfulSite(t *testing.T) origin {
 	secret := callback.GenerateSecret()
 	srv := sitetest.NewFake(t, sitetest.NewSigner(secret).Confirm(nil))
 	return origin{srv: srv, secret: secret, token: func(*testing.T) string {
-		return wire.FormatHeader(srv.Origin, wire.NewToken())
+		return sitetest.MintHeader(secret, srv.Origin, wire.Binding{
+			Audience: apiOrigin, Kind: wire.KindRequest,
+			Method: http.MethodGet, Path: "/v1/orders", BodySHA256: wire.EmptyBodySHA256,
+		}, time.Now(), time.Minute)
 	}}
 }
 
@@ -167,7 +173,7 @@ func TestManyInstancesEndToEnd(t *testing.T) {
 	}))
 	for i := range sites {
 		s, err := callback.New(callback.Config{
-			Origin: srv.Origin, Secrets: []string{secret},
+			Origin: srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}},
 			Store: cbredis.New(redistest.Client(t), cbredis.WithPrefix(storePrefix)),
 		})
 		require.NoError(t, err)

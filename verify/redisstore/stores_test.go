@@ -14,11 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/internal/redistest"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 	"github.com/domainconfirm/domainconfirm/verify/redisstore"
 )
 
-func tokenKey() string { return wire.TokenHash(wire.NewToken()) }
+func tokenKey() string { return wire.TokenHash(sitetest.ForgedToken()) }
 
 func TestReplayStore(t *testing.T) {
 	client := redistest.Client(t)
@@ -168,7 +169,7 @@ func TestConstructorsNilClient(t *testing.T) {
 // key (a token hash) nor any value, let alone a token.
 func TestStoreErrors(t *testing.T) {
 	ctx := context.Background()
-	token := wire.NewToken()
+	token := sitetest.ForgedToken()
 	key := wire.TokenHash(token)
 	noLeak := func(t *testing.T, err error, store string) {
 		t.Helper()
