@@ -160,27 +160,94 @@ func TestTransport(t *testing.T) {
 	})
 }
 
-// A redirect is a new request: the client asks the Transport again and the
-// new request gets its own token, bound to where it goes.
+// A redirect is a new request the API chose: by default the Transport
+// issues no token for it, and the client's request fails before anything
+// reaches the redirect's target.
 func TestTransportRedirect(t *testing.T) {
 	api := newFakeAPI(t)
-	f := newFixtureFor(t, api.audience)
-	client := &http.Client{Transport: f.site.Transport(api.srv.Client().Transport)}
+	other := newFakeAPI(t) // another API the site works with
+	f := newFixtureFor(t, api.audience, other.audience)
+	toOther := http.NewServeMux()
+	toOther.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.record(t, r)
+		http.Redirect(w, r, other.srv.URL+"/v1/transfer?to=x", http.StatusTemporaryRedirect)
+	})
+	seeOther := http.NewServeMux()
+	seeOther.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		api.record(t, r)
+		http.Redirect(w, r, other.srv.URL+"/v1/account", http.StatusSeeOther)
+	})
+	crossTemp, crossSee := httptest.NewTLSServer(toOther), httptest.NewTLSServer(seeOther)
+	t.Cleanup(crossTemp.Close)
+	t.Cleanup(crossSee.Close)
+	// The redirecting servers are the same API as far as the site knows.
+	g := newFixtureFor(t, api.audience, other.audience, audienceOf(t, crossTemp.URL), audienceOf(t, crossSee.URL))
 
-	resp, err := client.Post(api.srv.URL+"/old", "application/json", strings.NewReader(`{"item":42}`))
+	pool := api.srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs
+	for _, s := range []*httptest.Server{other.srv, crossTemp, crossSee} {
+		pool.AddCert(s.Certificate())
+	}
+	base := api.srv.Client().Transport
+
+	t.Run("same origin, by default: refused", func(t *testing.T) {
+		before := len(api.received())
+		client := &http.Client{Transport: f.site.Transport(base)}
+		_, err := client.Post(api.srv.URL+"/old", "application/json", strings.NewReader(`{"item":42}`))
+		require.ErrorIs(t, err, callback.ErrRedirect)
+		got := api.received()[before:]
+		require.Len(t, got, 1, "only the first request was sent")
+		require.Equal(t, "/old", got[0].requestURI)
+	})
+
+	t.Run("same origin, allowed: each hop its own token", func(t *testing.T) {
+		before := len(api.received())
+		client := &http.Client{Transport: f.site.Transport(base, callback.AllowSameOriginRedirects())}
+		resp, err := client.Post(api.srv.URL+"/old", "application/json", strings.NewReader(`{"item":42}`))
+		require.NoError(t, err)
+		resp.Body.Close()
+		got := api.received()[before:]
+		require.Len(t, got, 2)
+		require.Equal(t, "/new?moved=1", got[1].requestURI)
+		require.Equal(t, `{"item":42}`, string(got[1].body), "307 resends the body")
+		require.NotEqual(t, got[0].header, got[1].header)
+		for _, s := range got {
+			require.Equal(t, wire.ResultConfirmed, f.confirmSeen(t, api.audience, s).Result, s.requestURI)
+		}
+	})
+
+	for name, srv := range map[string]*httptest.Server{"307 to another API": crossTemp, "303 to another API": crossSee} {
+		t.Run(name+": refused even when same-origin hops are allowed", func(t *testing.T) {
+			before := len(other.received())
+			client := &http.Client{Transport: g.site.Transport(base, callback.AllowSameOriginRedirects())}
+			_, err := client.Post(srv.URL+"/v1/pay", "application/json", strings.NewReader(`{"amount":1}`))
+			require.ErrorIs(t, err, callback.ErrRedirect)
+			require.Len(t, other.received()[before:], 0, "nothing reaches the other API")
+		})
+	}
+}
+
+func audienceOf(t *testing.T, u string) string {
+	t.Helper()
+	a, err := wire.NormalizeOrigin(u)
+	require.NoError(t, err)
+	return a
+}
+
+func TestTransportOnlyAudiences(t *testing.T) {
+	api := newFakeAPI(t)
+	f := newFixtureFor(t, api.audience)
+	client := &http.Client{Transport: f.site.Transport(api.srv.Client().Transport, callback.OnlyAudiences("https://other-api.example"))}
+	_, err := client.Get(api.srv.URL + "/v1/orders")
+	require.ErrorIs(t, err, callback.ErrUnknownAudience)
+	require.Empty(t, api.received(), "nothing sent")
+
+	client = &http.Client{Transport: f.site.Transport(api.srv.Client().Transport, callback.OnlyAudiences(api.audience))}
+	resp, err := client.Get(api.srv.URL + "/v1/orders")
 	require.NoError(t, err)
 	resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
 
-	got := api.received()
-	require.Len(t, got, 2)
-	require.Equal(t, "/old", got[0].requestURI)
-	require.Equal(t, "/new?moved=1", got[1].requestURI)
-	require.Equal(t, `{"item":42}`, string(got[1].body), "307 resends the body")
-	require.NotEqual(t, got[0].header, got[1].header)
-	for _, s := range got {
-		require.Equal(t, wire.ResultConfirmed, f.confirmSeen(t, api.audience, s).Result, s.requestURI)
-	}
+	require.Panics(t, func() { f.site.Transport(nil, callback.OnlyAudiences("https://unknown-api.example")) }, "an audience the Site has no secrets for")
+	require.Panics(t, func() { f.site.Transport(nil, callback.OnlyAudiences()) })
 }
 
 // roundTripFunc adapts a function to http.RoundTripper.

@@ -31,7 +31,7 @@ func varies(h http.Header, header string) bool {
 func TestCORS(t *testing.T) {
 	f := newFixture(t, nil)
 	var reached atomic.Int64
-	h := f.v.CORS(f.v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := f.v.CORS(f.v.Require(verify.ActionToken)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reached.Add(1)
 		w.WriteHeader(http.StatusOK)
 	})))

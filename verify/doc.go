@@ -59,9 +59,10 @@
 // An action token ([KindAction]), issued to a visitor's browser for an action
 // label, proves that the site issued the token to someone, for this API, a
 // moment ago. It does not prove who is calling: anyone who can load the
-// site's page can obtain one. [Verifier.Middleware] accepts an action token
-// on any route: use [Verifier.Require] with [RequestToken] or [WithActions]
-// where that is too little.
+// site's page can obtain one. So [Verifier.Middleware], the default guard,
+// is the strongest level, Require(RequestToken), and refuses action tokens;
+// a route that takes them says so: Require(ActionToken), with [WithActions]
+// for the labels it accepts.
 //
 // The local level [IssuedToken] accepts a token on its MAC alone, without a
 // call-back, for low-value, latency-sensitive routes and far-away origins. It
@@ -89,6 +90,7 @@
 //	if err != nil {
 //		log.Fatal(err)
 //	}
+//	// Request-bound tokens only: the site's backend made this very request.
 //	mux.Handle("/v1/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 //		res, _ := verify.FromContext(r.Context())
 //		fmt.Fprintf(w, "hello %s (%s)", res.Origin, res.Subject)
@@ -136,15 +138,16 @@
 // also remembers every token it accepted in its [ReplayStore] and never
 // accepts one twice.
 //
-// Concurrent requests carrying the same token for the same request share one
-// call-back, but the shared answer is not a pass: of any number of requests
+// Concurrent requests carrying the same token share one call-back, whatever
+// request each presents it with, but the shared answer is not a pass: of any number of requests
 // carrying one token, at most one gets a Result. The others fail with
 // [ErrReplayed], or with [ErrRejected] (unknown-token) when they come too
 // late to share the call-back and the site has already consumed the token.
 //
-// Rejected tokens are kept for Config.NegativeCacheTTL (30 seconds by
-// default) in a [NegativeCache] bounded in size, so that presenting one again
-// costs no call-back. Unverified outcomes are never cached: the next request
+// A token the site rejected was consumed by that answer: the verifier marks
+// it as used in its ReplayStore, so it never causes another call-back, and
+// keeps the reason for Config.NegativeCacheTTL (30 seconds by default) in a
+// [NegativeCache] bounded in size, to tell a caller who presents it again. Unverified outcomes are never cached: the next request
 // calls back again.
 //
 // # Browser Origin check

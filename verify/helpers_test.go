@@ -221,11 +221,13 @@ func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, re
 	return p
 }
 
-// serve runs r through v's middleware and reports whether the next handler
-// ran, and with which Result.
+// serve runs r through a route of v that takes any token confirmed by a
+// call-back, Require(ActionToken) (the tests' tokens are mostly action
+// tokens; v.Middleware takes request-bound ones only), and reports whether
+// the next handler ran, and with which Result.
 func serve(v *verify.Verifier, r *http.Request) (rec *httptest.ResponseRecorder, res *verify.Result) {
 	rec = httptest.NewRecorder()
-	v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	v.Require(verify.ActionToken)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var ok bool
 		if res, ok = verify.FromContext(r.Context()); !ok {
 			panic("next handler without a Result")

@@ -40,11 +40,12 @@ type loadOutcome struct {
 	res    *verify.Result
 }
 
-// loadServe runs r through v's middleware and returns what the client saw.
+// loadServe runs r through a route of v that takes any token confirmed by a
+// call-back, Require(ActionToken), and returns what the client saw.
 func loadServe(v *verify.Verifier, r *http.Request) loadOutcome {
 	var out loadOutcome
 	rec := httptest.NewRecorder()
-	v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	v.Require(verify.ActionToken)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		out.res, _ = verify.FromContext(r.Context())
 		w.WriteHeader(http.StatusOK)
 	})).ServeHTTP(rec, r)

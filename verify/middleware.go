@@ -9,22 +9,22 @@ import (
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
-// Middleware verifies every request before next sees it. A confirmed
-// request reaches next with its Result in the context (see FromContext);
-// any other gets a problem+json error: 401 with WWW-Authenticate for a
-// missing, malformed, replayed or rejected token (or one the verifier refused
-// itself: forged, for another API or request, expired), 403 for an Origin header
-// that is not the claimed origin, 413 for an oversized body, 503 with
-// Retry-After when the origin could not confirm.
+// Middleware is the strongest guard, Require(RequestToken): it lets a request
+// through to next only with a token the site's backend issued for this very
+// request (method, path with query, body), confirmed by its origin, with its
+// Result in the context (see FromContext). An action token, which any
+// visitor of the site's pages can obtain, is refused (level-not-met, before
+// any call-back): routes that take those say so with Require(ActionToken),
+// or Require(IssuedToken) for the local level.
+//
+// A refused request gets a problem+json error: 401 with WWW-Authenticate for
+// a missing, malformed, replayed or rejected token (or one the verifier
+// refused itself: forged, for another API or request, expired, of the wrong
+// kind), 403 for an Origin header that is not the claimed origin, 413 for an
+// oversized body, 429 with Retry-After when the origin's call-back budget is
+// spent, 503 with Retry-After when the origin could not confirm.
 func (v *Verifier) Middleware(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		res, err := v.Verify(r.Context(), r)
-		if err != nil {
-			WriteError(w, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), res)))
-	})
+	return v.Require(RequestToken)(next)
 }
 
 // WriteError writes the problem+json response for an error from Verify.

@@ -65,7 +65,7 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 	require.NoError(t, reg.Add(siteSrv.Origin, "", secret))
 	v, err := verify.New(verify.Config{Audience: audience, Registry: reg, RootCAs: siteSrv.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
-	mux.Handle("/", v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		res, ok := verify.FromContext(r.Context())
 		if !ok {
 			http.Error(w, "no result", http.StatusInternalServerError)
@@ -81,7 +81,11 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 		got.n++
 		got.mu.Unlock()
 		_, _ = io.WriteString(w, "ok")
-	})))
+	})
+	// The plain middleware takes request-bound tokens only; the reports
+	// route takes action tokens too.
+	mux.Handle("/", v.Middleware(handler))
+	mux.Handle("/v1/reports", v.Require(verify.ActionToken)(handler))
 
 	// plain sends requests without issuing tokens; signed issues a
 	// request-bound token for each and records the header it sent.
@@ -219,13 +223,24 @@ func TestMiddlewareEndToEnd(t *testing.T) {
 		refused(t, http.MethodGet, "/v1/orders", "", header, "forged-token")
 	})
 
+	t.Run("an action token on the plain middleware: refused before any call-back, still usable where it belongs", func(t *testing.T) {
+		tok, err := site.IssueForAction(t.Context(), audience, "report", callback.IssueOptions{})
+		require.NoError(t, err)
+		calls := siteSrv.Calls()
+		resp, body := do(t, plain, http.MethodPost, "/v1/orders", `{"item":1}`, tok.Header())
+		rejected(t, resp, body, "level-not-met")
+		assert.Equal(t, calls, siteSrv.Calls(), "no call-back")
+		resp, body = do(t, plain, http.MethodPost, "/v1/reports", "", tok.Header())
+		require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	})
+
 	t.Run("unissued token is rejected, then answered from the negative cache", func(t *testing.T) {
 		header := sitetest.Unissued(secret, siteSrv.Origin, audience)
 		calls := siteSrv.Calls()
-		resp, body := do(t, plain, http.MethodGet, "/v1/orders", "", header)
+		resp, body := do(t, plain, http.MethodGet, "/v1/reports", "", header)
 		rejected(t, resp, body, wire.ReasonUnknownToken)
 		assert.Equal(t, calls+1, siteSrv.Calls(), "one call-back")
-		resp, body = do(t, plain, http.MethodGet, "/v1/orders", "", header)
+		resp, body = do(t, plain, http.MethodGet, "/v1/reports", "", header)
 		rejected(t, resp, body, wire.ReasonUnknownToken)
 		assert.Equal(t, calls+1, siteSrv.Calls(), "the second presentation costs no call-back")
 	})

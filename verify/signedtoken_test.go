@@ -5,6 +5,7 @@ package verify_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -218,7 +219,7 @@ func TestLocalRejections(t *testing.T) {
 			if tt.reason == "audience-mismatch" {
 				return // its own API is another verifier
 			}
-			status, reason = route(f.v.Middleware(okHandler()), good(header))
+			status, reason = route(f.v.Require(verify.ActionToken)(okHandler()), good(header))
 			assert.Equal(t, http.StatusOK, status, reason)
 			assert.Equal(t, int64(1), f.srv.Calls(), "one call-back, for the genuine use")
 		})
@@ -413,4 +414,58 @@ func TestConfirmedKindMustMatchToken(t *testing.T) {
 			assert.Equal(t, int64(1), fake.Calls())
 		})
 	}
+}
+
+// One action token presented with many different requests at once costs its
+// origin one call-back: the flight is per token, not per request.
+func TestOneCallbackPerTokenWhateverTheRequest(t *testing.T) {
+	f := newSignedFixture(t, nil)
+	h := f.v.Require(verify.ActionToken)(okHandler())
+	header := f.issueAction(t, apiOrigin, "report")
+	const n = 32
+	var wg sync.WaitGroup
+	statuses := make([]int, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i], _ = route(h, apiRequest(http.MethodGet, fmt.Sprintf("/v1/report?page=%d", i), "", header))
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	for _, s := range statuses {
+		if s == http.StatusOK {
+			ok++
+		}
+	}
+	assert.Equal(t, 1, ok, "one winner")
+	assert.Equal(t, int64(1), f.srv.Calls(), "one call-back for the token")
+}
+
+// A token its site rejected was consumed by that answer: however the
+// rejection cache fares (here it holds nothing), the token never causes
+// another call-back and the local level refuses it.
+func TestRejectedTokenIsUsedUp(t *testing.T) {
+	f := newSignedFixture(t, func(c *verify.Config) { c.NegativeCache = forgetfulCache{} })
+	header := unissued(f.secret, f.srv.Origin)
+	_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
+	requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+	for range 5 {
+		_, err = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
+		requireError(t, err, verify.ErrReplayed, "token-replayed")
+	}
+	status, reason := route(f.v.Require(verify.IssuedToken)(okHandler()), apiRequest(http.MethodGet, "/", "", header))
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, "token-replayed", reason)
+	assert.Equal(t, int64(1), f.srv.Calls())
+}
+
+// forgetfulCache is a NegativeCache that keeps nothing, as a full or
+// evicted one would.
+type forgetfulCache struct{}
+
+func (forgetfulCache) Get(context.Context, string) (string, bool, error) { return "", false, nil }
+func (forgetfulCache) Add(context.Context, string, string, time.Duration) error {
+	return nil
 }

@@ -337,11 +337,15 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 	if e := v.remembered(ctx, origin, key, negKey); e != nil {
 		return nil, origin, false, e
 	}
-	// Coalesce concurrent checks of one token, claimed for one origin, for
-	// one request into one call-back. The shared answer is not a pass: the
-	// token is marked used once, inside, and of the waiters sharing the
-	// answer exactly one claims it.
-	flightKey := origin + " " + key + " " + ri.Method + " " + ri.BodySHA256 + " " + ri.Path
+	// Coalesce concurrent checks of one token, claimed for one origin, into
+	// one call-back, whatever request each presents it with: the MAC has
+	// already pinned a request token's request, and an action token's answer
+	// does not depend on it, so one action token sent with many requests at
+	// once costs its origin one call-back, not one each. The shared answer
+	// is not a pass: the token is marked used once, inside, and of the
+	// waiters sharing the answer exactly one claims it.
+	flightKey := origin + " " + key
+	tokenExpiry := time.Unix(pt.ExpiresAt(), 0)
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
 		// Everything in here is detached from the caller's cancellation:
 		// other waiters share the outcome, and the site consumes the token
@@ -371,6 +375,13 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		defer cancelMark()
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
+			// The site consumed the token with this answer: it can never
+			// be confirmed, so it is remembered as used for as long as it
+			// could be presented (no more call-backs for it, and the local
+			// level refuses it too), and the reason is cached to tell the
+			// caller. Both are best effort: a failure only costs a later
+			// call-back, which the site answers the same.
+			_, _ = v.replay.Mark(markCtx, key, v.replayTTL(tokenExpiry))
 			_ = v.negative.Add(markCtx, negKey, e.Reason, v.negativeTTL)
 		}
 		if err != nil {
@@ -381,7 +392,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// MaxTokenTTL. Marked before the answer is shared, so a request
 		// arriving after this call-back sees it as used.
 		// Bounded both ways: the answer's times are the site's word.
-		first, err := v.replay.Mark(markCtx, key, v.replayTTL(res.ExpiresAt))
+		first, err := v.replay.Mark(markCtx, key, v.replayTTL(laterOf(res.ExpiresAt, tokenExpiry)))
 		if err != nil {
 			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 		}
@@ -464,17 +475,27 @@ type claim struct {
 	taken atomic.Bool
 }
 
-// remembered answers a token from memory, without a call-back: replayed if
-// it was accepted before, the cached reason if its origin rejected it, or
-// unverified if the replay store failed. It returns nil when a call-back is
-// needed.
+// remembered answers a token from memory, without a call-back: the cached
+// reason if its origin rejected it recently, replayed if it was used before
+// (accepted, or consumed by a rejection), or unverified if the replay store
+// failed. It returns nil when a call-back is needed.
 func (v *Verifier) remembered(ctx context.Context, origin, key, negKey string) *Error {
+	if e := v.cachedRejection(ctx, origin, negKey); e != nil {
+		return e
+	}
 	if seen, err := v.replay.Seen(ctx, key); err != nil {
 		return newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 	} else if seen {
 		return replayed(origin)
 	}
-	return v.cachedRejection(ctx, origin, negKey)
+	return nil
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // cachedRejection returns the rejection origin gave for a token recently,

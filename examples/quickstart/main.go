@@ -130,16 +130,26 @@ func run(ctx context.Context, out io.Writer) error {
 	status, body = post(ctx, attacker, orders, order, other.Header())
 	step("4. a token the site issued for another API: rejected by the API itself", http.StatusUnauthorized, "audience-mismatch", status, body)
 
+	// An action token is what the site hands its pages, so any visitor can
+	// get one: the orders route (the plain middleware) wants a token bound
+	// to the very request.
+	action, err := site.IssueForAction(ctx, apiSrv.URL, "report", callback.IssueOptions{})
+	if err != nil {
+		return err
+	}
+	status, body = post(ctx, attacker, orders, order, action.Header())
+	step("5. an action token, as any visitor of the site's pages can get: not enough for this route", http.StatusUnauthorized, "level-not-met", status, body)
+
 	if n := calls.n.Load() - before; n != 0 {
-		failed = append(failed, fmt.Sprintf("steps 2 to 4 made %d call-backs, want 0", n))
+		failed = append(failed, fmt.Sprintf("steps 2 to 5 made %d call-backs, want 0", n))
 	} else {
-		fmt.Fprintln(out, "\nsteps 2 to 4 cost the site no call-back: the API refused them on its own")
+		fmt.Fprintln(out, "\nsteps 2 to 5 cost the site no call-back: the API refused them on its own")
 	}
 
 	if len(failed) > 0 {
 		return errors.New(strings.Join(failed, "; "))
 	}
-	fmt.Fprintln(out, "all four steps behaved as expected")
+	fmt.Fprintln(out, "all five steps behaved as expected")
 	return nil
 }
 

@@ -59,10 +59,11 @@ func reasonOf(err error) string {
 	return ""
 }
 
-// serve runs r through v's middleware and returns the recorded response.
+// serve runs r through Require(ActionToken), a route of v that takes any
+// token confirmed by a call-back, and returns the recorded response.
 func serve(v *verify.Verifier, r *http.Request) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	v.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	v.Require(verify.ActionToken)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := verify.FromContext(r.Context()); !ok {
 			panic("next handler without a Result")
 		}
