@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strconv"
 	"time"
@@ -28,7 +27,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed", "confirmation requests are POSTed")
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONMediaType(ct) {
+	if !wire.IsJSONMediaType(r.Header.Get("Content-Type")) { // PROTOCOL.md §8 step 2
 		wire.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "confirmation requests are application/json")
 		return
 	}
@@ -191,11 +190,4 @@ func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out [
 	h.Set(wire.HeaderSignature, wire.Sign(api.keys, wire.Response, id, ts, out))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
-}
-
-// isJSONMediaType reports whether a Content-Type names application/json,
-// with any parameters.
-func isJSONMediaType(ct string) bool {
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == "application/json"
 }

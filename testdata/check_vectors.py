@@ -17,6 +17,7 @@ import hmac
 import ipaddress
 import json
 import os
+import re
 import sys
 
 HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors")
@@ -415,6 +416,17 @@ def bound_path(target):
     return path
 
 
+def origin_form(target):
+    """The origin-form of a request target: itself, or the path and query of an absolute-form one."""
+    if target.startswith("/") or "://" not in target:
+        return target
+    rest = target.split("://", 1)[1]
+    i = min([k for k in (rest.find("/"), rest.find("?")) if k >= 0], default=-1)
+    if i < 0:
+        return "/"
+    return ("/" + rest[i:]) if rest[i] == "?" else rest[i:]
+
+
 def check_path(p):
     if not isinstance(p, str) or not 1 <= len(p) <= 2048 or p[0] != "/" or any(not 0x21 <= ord(c) <= 0x7E or c == "#" for c in p):
         raise Refused("path")
@@ -530,7 +542,9 @@ def _refuse(s):
 
 
 def decode(body):
-    """Strict decoding: UTF-8, one object, no duplicates, integers only (§6)."""
+    """Strict decoding (§6): UTF-8, one object, integers only, and no member name twice in any
+    object, at any depth, even with equal values (names compared after their escapes are decoded).
+    _members then refuses a name not spelled exactly as specified ("Version", "\u212aind")."""
     try:
         v = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicates, parse_float=_refuse, parse_constant=_refuse)
     except (ValueError, UnicodeDecodeError) as e:
@@ -690,52 +704,31 @@ def go_json(v):
 
 # ---- §8 steps 1 to 5, §10.3, §15: the site's HTTP handlers ---------------------
 
-_TOKEN_CHARS = set("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
-_WS = " \t\n\v\f\r"
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[\t !#-\[\]-~]|[^\x00-\x7f]|\\(?:[\t -~]|[^\x00-\x7f]))*"'
+_PARAMETER = re.compile(r"[ \t]*;[ \t]*(?:(" + _TOKEN + r")=(?:" + _TOKEN + "|" + _QUOTED + r"))?")
 
 
 def is_json_media_type(value):
-    """§8 step 2: application/json (case-insensitive) with well-formed, unrepeated parameters."""
-    base, semi, rest = value.partition(";")
-    if base.strip(_WS).lower() != "application/json":
+    """§8 step 2: spaces and tabs removed at both ends, an RFC 9110 media-type whose type/subtype is
+    application/json in ASCII letters of any case, parameters *( OWS ";" OWS [ token "=" ( token /
+    quoted-string ) ] ) (obs-text: any non-ASCII character here), no parameter name twice
+    (case-insensitive), even with equal values."""
+    v = value.strip(" \t")
+    if not v[:16].isascii() or v[:16].lower() != "application/json":
         return False
-    rest, seen = semi + rest, set()
-    while True:
-        rest = rest.lstrip(_WS)
-        if not rest:
-            return True
-        i = 1
-        while i < len(rest) and rest[i] in _WS:
-            i += 1
-        j = i
-        while j < len(rest) and rest[j] in _TOKEN_CHARS:
-            j += 1
-        name = rest[i:j].lower()
-        k = j
-        while k < len(rest) and rest[k] in _WS:
-            k += 1
-        if rest[0] != ";" or not name or k >= len(rest) or rest[k] != "=":
-            return rest.strip(_WS) == ";"
-        k += 1
-        while k < len(rest) and rest[k] in _WS:
-            k += 1
-        if k < len(rest) and rest[k] == '"':
-            m = k + 1
-            while m < len(rest) and rest[m] != '"':
-                m += 2 if rest[m] == "\\" else 1
-            if m >= len(rest):
-                return False
-            end = m + 1
-        else:
-            end = k
-            while end < len(rest) and rest[end] in _TOKEN_CHARS:
-                end += 1
-            if end == k:
-                return False
-        if name in seen:
+    rest, seen = v[16:], set()
+    while rest:
+        m = _PARAMETER.match(rest)
+        if not m or not m.group(0):
             return False
-        seen.add(name)
-        rest = rest[end:]
+        if m.group(1) is not None:
+            name = m.group(1).lower()
+            if name in seen:
+                return False
+            seen.add(name)
+        rest = rest[m.end():]
+    return True
 
 
 def _once(headers, name):
@@ -1032,10 +1025,13 @@ def check_simple(c):
         b = base64.b64decode(v["body_base64"])
         c.check(sha256_hex(b) == v["sha256"] and (v.get("body") is None or v["body"].encode() == b), "body: " + v["note"])
     for v in load("paths.json")["vectors"]:
-        if v["valid"]:
+        # path: the one spelling bound (and to send); valid: a verifier
+        # accepts the target as received only in that spelling (§3.4).
+        if "path" in v:
             c.check(not refused(bound_path, v["target"]) and bound_path(v["target"]) == v["path"], "path %r" % v["target"])
+            c.check(v["valid"] == (v["path"] == origin_form(v["target"])), "path %r: accepted only in its one spelling" % v["target"])
         else:
-            c.check(refused(bound_path, v["target"]), "path %r should be refused" % v["target"])
+            c.check(not v["valid"] and refused(bound_path, v["target"]), "path %r should be refused" % v["target"])
     f = load("headers.json")
     c.check(f["max_length"] == MAX_HEADER, "headers: max_length")
     for v in f["vectors"]:

@@ -41,12 +41,18 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, tok, ri)
 	}
 	if v.logOn {
-		outcome, reason, detail := OutcomeConfirmed, "", ""
+		// An answer, confirmed or rejected, is routine: DEBUG. A call-back
+		// that got no valid answer is the operator's to fix: WARN (the
+		// breaker bounds how many a failing origin gets).
+		outcome, reason, detail, level := OutcomeConfirmed, "", "", slog.LevelDebug
 		var e *Error
 		if errors.As(err, &e) {
 			outcome, reason, detail = outcomeOf(err), e.Reason, e.Detail
+			if outcome == OutcomeUnverified {
+				level = slog.LevelWarn
+			}
 		}
-		v.log.LogAttrs(ctx, slog.LevelInfo, "domainconfirm: call-back",
+		v.log.LogAttrs(ctx, level, "domainconfirm: call-back",
 			slog.String("origin", reg.origin), slog.String("url", reg.urlString),
 			slog.String("ip", x.remoteIP), slog.Int("status", x.status),
 			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason),

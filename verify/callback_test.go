@@ -173,14 +173,14 @@ func TestLogging(t *testing.T) {
 		path, header string
 		record       map[string]any // nil: no record
 	}{
-		{"/", confirmed, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "confirmed", "reason": ""}},
+		{"/", confirmed, map[string]any{"level": "DEBUG", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "confirmed", "reason": ""}},
 		{"/", confirmed, nil}, // replayed
-		{"/", rejected, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "rejected", "reason": wire.ReasonUnknownToken}},
+		{"/", rejected, map[string]any{"level": "DEBUG", "msg": callbackMsg, "origin": f.srv.Origin, "url": f.srv.URL, "status": 200.0, "outcome": "rejected", "reason": wire.ReasonUnknownToken}},
 		{"/", rejected, nil}, // negative cache
 		{"/", "", nil},       // missing header
 		{"/", forgery, map[string]any{"level": "DEBUG", "msg": refusedMsg, "origin": f.srv.Origin, "reason": "forged-token"}},
-		{"/unsigned", unsigned, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 200.0, "outcome": "unverified", "reason": "bad-signature"}},
-		{"/failing", failing, map[string]any{"level": "INFO", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 500.0, "outcome": "unverified", "reason": "callback-status"}},
+		{"/unsigned", unsigned, map[string]any{"level": "WARN", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 200.0, "outcome": "unverified", "reason": "bad-signature"}},
+		{"/failing", failing, map[string]any{"level": "WARN", "msg": callbackMsg, "origin": fake.Origin, "url": fake.URL, "status": 500.0, "outcome": "unverified", "reason": "callback-status"}},
 	}
 	var want []map[string]any
 	for _, s := range steps {
@@ -210,12 +210,16 @@ func TestLogging(t *testing.T) {
 	assert.NotContains(t, out, f.secret, "the secret was logged")
 	assert.NotContains(t, out, strings.TrimPrefix(f.secret, wire.SecretPrefix), "the secret was logged")
 
-	t.Run("refused tokens are not logged at INFO", func(t *testing.T) {
+	t.Run("refused tokens and routine answers are not logged at INFO", func(t *testing.T) {
 		v := newVerifier(&infoBuf, slog.LevelInfo)
 		for range 3 {
 			_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(f.srv.Origin)))
 			requireError(t, err, verify.ErrInvalidToken, "forged-token")
 		}
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", f.action(t, apiOrigin, "report", "")))
+		require.NoError(t, err)
+		_, err = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(f.secret, f.srv.Origin)))
+		requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
 		assert.Empty(t, infoBuf.String())
 	})
 }

@@ -230,7 +230,13 @@
 // call-back probe the origin. Only tokens whose MAC verified, which the
 // origin's holder of the secret minted, reach the budget: a flood of forged
 // tokens for one origin costs it nothing, and the defaults (2,000 call-backs
-// a second, 64 in flight) are sized for honest traffic.
+// a second, 64 in flight) are sized for honest traffic. A call-back that
+// holds its slot longer than Config.SlowCallback (a third of the deadline, 1 s
+// by default), even with a valid answer, makes its origin slow for
+// Config.BreakerCooldown: slow origins together hold at most a quarter of
+// Config.MaxInFlight, and a free slot goes to origins that answer in time
+// first, so that origins answering validly but slowly, however many are
+// registered, cannot take the verifier from the others.
 //
 // # Diagnostics
 //
@@ -249,7 +255,12 @@
 // negative cache, and requests refused before any call-back, are not
 // logged at INFO: tokens refused by their MAC, binding or lifetime get one
 // DEBUG record each (a flood of forgeries must not become a flood of log
-// lines) and are counted through Config.Observer (Event.Reason).
+// lines) and are counted through Config.Observer (Event.Reason). At WARN the
+// logger gets what an operator must act on: call-backs that got no valid
+// answer, a circuit breaker opening or closing, an origin turning slow,
+// call-backs refused for the budget and replay store or registry failures,
+// bounded (at most one refusal record per origin every 10 seconds, at most
+// 20 such records every 10 seconds in all).
 //
 // Neither log records nor errors ever contain a token or a secret: the
 // confirmation request carries only the token's SHA-256, and stores are

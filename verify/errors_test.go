@@ -451,7 +451,7 @@ func TestOutcomes(t *testing.T) {
 				return
 			}
 			assert.Nil(t, res, "the next handler ran")
-			p := requireProblem(t, rec, tt.status, tt.reason)
+			p := requireProblem(t, rec, tt.status, publicReason(tt.reason))
 			if tok != "" {
 				assert.NotContains(t, p.Detail, tok, "the problem leaks the token")
 			}

@@ -1,6 +1,10 @@
 package verify
 
-import "time"
+import (
+	"time"
+
+	"golang.org/x/time/rate"
+)
 
 // SetNow replaces the clock of v, so that tests can move time instead of
 // sleeping. Call it before v is shared between goroutines.
@@ -11,3 +15,7 @@ func SetNow(v *Verifier, now func() time.Time) { v.now = now }
 // "resolve" to any address while the destination guard still checks the
 // address actually dialled. Call it before v is shared between goroutines.
 func SetDialRewrite(v *Verifier, f func(addr string) string) { v.dialRewrite = f }
+
+// UnlimitProbes lifts v's limit on probes, for tests that probe many sites
+// through one verifier. Call it before v is shared between goroutines.
+func UnlimitProbes(v *Verifier) { v.probeLimit = rate.NewLimiter(rate.Inf, 0) }

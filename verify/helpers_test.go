@@ -183,6 +183,16 @@ func requireError(t *testing.T, err error, sentinel error, reason string) *verif
 	return e
 }
 
+// publicReason is the reason a caller of the API sees for reason: every way
+// a call-back could not reach its origin is origin-unreachable.
+func publicReason(reason string) string {
+	switch reason {
+	case "destination-denied", "callback-failed", "callback-timeout", "callback-tls":
+		return verify.ReasonOriginUnreachable
+	}
+	return reason
+}
+
 // problem is the problem+json body the middleware writes.
 type problem struct {
 	Type   string `json:"type"`

@@ -468,7 +468,7 @@ type eventLog struct {
 	events []verify.Event
 }
 
-func (l *eventLog) observe(ev verify.Event) {
+func (l *eventLog) observe(_ context.Context, ev verify.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, ev)
@@ -557,7 +557,12 @@ func TestObserver(t *testing.T) {
 			evs := log.take()
 			require.Len(t, evs, 1, "one event per Verify")
 			ev := evs[0]
-			assert.Equal(t, s.origin, ev.Origin)
+			wantOrigin := s.origin
+			if s.reason == "unknown-origin" {
+				wantOrigin = "" // not registered: no metric label callers could mint
+			}
+			assert.Equal(t, wantOrigin, ev.Origin)
+			assert.Equal(t, s.origin, ev.ClaimedOrigin)
 			assert.Equal(t, s.outcome, ev.Outcome)
 			assert.Equal(t, s.reason, ev.Reason)
 			assert.Equal(t, s.callback, ev.Callback)
@@ -639,7 +644,8 @@ func TestCallbackLogRecord(t *testing.T) {
 	require.NoError(t, reg.Add(origin, "", secret))
 
 	var buf syncBuffer
-	logger := slog.New(slog.NewJSONHandler(&buf, nil))
+	// An answered call-back is logged at DEBUG, a failed one at WARN.
+	logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	newVerifier := func(unsafe bool, to string) *verify.Verifier {
 		v, err := verify.New(verify.Config{
 			Audience: apiOrigin, Registry: reg, RootCAs: g.roots, Logger: logger,
@@ -691,4 +697,304 @@ func TestCallbackLogRecord(t *testing.T) {
 	}
 	assert.NotContains(t, out, secret)
 	assert.NotContains(t, out, strings.TrimPrefix(secret, wire.SecretPrefix))
+}
+
+// heldSite is a fake site that holds each confirmation request until the
+// test lets one go (release), then answers with a signed rejection: a valid
+// answer, which never counts against the breaker.
+type heldSite struct {
+	*sitetest.Server
+	secret  string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func newHeldSite(t *testing.T) *heldSite {
+	h := &heldSite{secret: callback.GenerateSecret(), entered: make(chan struct{}, 16), release: make(chan struct{})}
+	reject := sitetest.NewSigner(h.secret).Reject(wire.ReasonUnknownToken)
+	h.Server = sitetest.NewFake(t, func(w http.ResponseWriter, req *sitetest.Request) {
+		h.entered <- struct{}{}
+		select {
+		case <-h.release:
+		case <-req.Done:
+			return
+		}
+		reject(w, req)
+	})
+	return h
+}
+
+// TestInFlightSlowShare: a call-back that holds its slot longer than
+// SlowCallback makes its origin slow for BreakerCooldown, even though its
+// answer was valid. Slow origins together hold at most a quarter of
+// MaxInFlight: beyond it their call-backs wait for a slot, then get 429
+// verifier-busy with their tokens unspent, while origins that answer in
+// time still get the free slots.
+func TestInFlightSlowShare(t *testing.T) {
+	// Far above a loopback call-back, even under -race on a busy machine.
+	const slowCallback = time.Second
+	slow, timely := newHeldSite(t), newHeldSite(t)
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(slow.Origin, "", slow.secret))
+	require.NoError(t, reg.Add(timely.Origin, "", timely.secret))
+	logs := &recordHandler{}
+	v, err := verify.New(verify.Config{
+		Audience: apiOrigin, Registry: reg, Client: stubbornClient(t, slow.Server, timely.Server),
+		MaxInFlight: 4, MaxInFlightPerOrigin: 4, // slow origins: 1 slot
+		CallbackTimeout: 500 * time.Millisecond, SlowCallback: slowCallback,
+		Logger: slog.New(logs),
+	})
+	require.NoError(t, err)
+	// The real clock, and an offset the test moves to end the slow period.
+	var offset atomic.Int64
+	verify.SetNow(v, func() time.Time { return time.Now().Add(time.Duration(offset.Load())) })
+
+	start := func(s *heldSite) <-chan error {
+		done := make(chan error, 1)
+		h := unissued(s.secret, s.Origin)
+		go func() {
+			_, err := v.Verify(context.Background(), apiRequest(http.MethodGet, "/", "", h))
+			done <- err
+		}()
+		return done
+	}
+	answered := func(t *testing.T, err error) {
+		t.Helper()
+		requireOutcome(t, err, verify.ErrRejected, wire.ReasonUnknownToken, "")
+	}
+	// quick makes one call-back to s that s answers at once.
+	quick := func(t *testing.T, s *heldSite) {
+		t.Helper()
+		done := start(s)
+		select {
+		case <-s.entered:
+		case err := <-done:
+			require.Fail(t, "no call-back", "%v", err)
+		}
+		s.release <- struct{}{}
+		answered(t, <-done)
+	}
+
+	// Two quick answers (the first may pay for a TLS handshake): timely.
+	quick(t, timely)
+	quick(t, timely)
+
+	t.Run("a slow valid answer makes its origin slow", func(t *testing.T) {
+		done := start(slow)
+		<-slow.entered
+		time.Sleep(slowCallback + 50*time.Millisecond) // the call-back outlasts SlowCallback
+		slow.release <- struct{}{}
+		answered(t, <-done)
+		recs := logs.take("domainconfirm: slow origin")
+		require.Len(t, recs, 1)
+		assert.Equal(t, slog.LevelWarn, recs[0].level)
+		assert.Equal(t, slow.Origin, recs[0].attrs["origin"])
+		assert.Equal(t, slowCallback, recs[0].attrs["slow_callback"])
+		assert.Equal(t, verify.DefaultBreakerCooldown, recs[0].attrs["for"])
+	})
+
+	t.Run("slow origins hold their share only", func(t *testing.T) {
+		calls := slow.Calls()
+		holding := start(slow)
+		<-slow.entered // the one slot of slow origins
+		waiting := []<-chan error{start(slow), start(slow)}
+
+		// Three global slots are free, for the others.
+		quick(t, timely)
+		quick(t, timely)
+
+		for _, done := range waiting {
+			e := requireOutcome(t, <-done, verify.ErrRateLimited, "verifier-busy", "")
+			assert.Contains(t, e.Detail, "slow")
+			assert.Equal(t, time.Second, e.RetryAfter)
+		}
+		assert.Equal(t, calls+1, slow.Calls(), "a slow origin took more than its share")
+		slow.release <- struct{}{}
+		answered(t, <-holding)
+		assert.Empty(t, logs.take("domainconfirm: slow origin"), "logged again while it is slow")
+		refused := logs.take("domainconfirm: call-backs refused")
+		require.Len(t, refused, 1, "one record for both refusals")
+		assert.Equal(t, int64(1), refused[0].attrs["verifier_busy"])
+	})
+
+	t.Run("after BreakerCooldown it is not slow any more", func(t *testing.T) {
+		offset.Add(int64(verify.DefaultBreakerCooldown))
+		a, b := start(slow), start(slow)
+		for range 2 { // both at the site at once
+			select {
+			case <-slow.entered:
+			case err := <-a:
+				require.Fail(t, "one waited for a slot", "%v", err)
+			case err := <-b:
+				require.Fail(t, "one waited for a slot", "%v", err)
+			}
+		}
+		slow.release <- struct{}{}
+		slow.release <- struct{}{}
+		answered(t, <-a)
+		answered(t, <-b)
+	})
+}
+
+// recordHandler is a slog.Handler that keeps every record.
+type recordHandler struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (h *recordHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *recordHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *recordHandler) WithGroup(string) slog.Handler            { return h }
+
+func (h *recordHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.recs = append(h.recs, r.Clone())
+	return nil
+}
+
+// record is a logged record, its attributes by key.
+type record struct {
+	level slog.Level
+	attrs map[string]any
+}
+
+// take removes and returns the records with message msg.
+func (h *recordHandler) take(msg string) []record {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []record
+	kept := h.recs[:0]
+	for _, r := range h.recs {
+		if r.Message != msg {
+			kept = append(kept, r)
+			continue
+		}
+		rec := record{level: r.Level, attrs: map[string]any{}}
+		r.Attrs(func(a slog.Attr) bool {
+			rec.attrs[a.Key] = a.Value.Any()
+			return true
+		})
+		out = append(out, rec)
+	}
+	h.recs = kept
+	return out
+}
+
+// TestLimitLogs: a breaker opening and closing, and call-backs refused for
+// the budget, are logged at WARN, and a flood of them is not: refusals make
+// at most one record per origin every 10 seconds, counting those left out,
+// and all these records together at most 20 every 10 seconds.
+func TestLimitLogs(t *testing.T) {
+	const (
+		every = 10 * time.Second // limitLogEvery
+		burst = 20               // limitLogBurst
+	)
+	secret := callback.GenerateSecret()
+	site := newSwitchSite(t, secret)
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(site.Origin, "", secret))
+	newVerifier := func(t *testing.T, edit func(*verify.Config)) (*verify.Verifier, *recordHandler, *frozenClock) {
+		logs := &recordHandler{}
+		cfg := verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: site.Roots, UnsafeAllowPrivateAddresses: true,
+			Logger: slog.New(logs)}
+		edit(&cfg)
+		v, err := verify.New(cfg)
+		require.NoError(t, err)
+		clk := newFrozenClock()
+		verify.SetNow(v, clk.Now)
+		return v, logs, clk
+	}
+	present := func(t *testing.T, v *verify.Verifier, mode string) error {
+		t.Helper()
+		site.mode.Store(mode)
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, site.Origin)))
+		return err
+	}
+
+	t.Run("breaker open and closed", func(t *testing.T) {
+		const cooldown = time.Minute
+		v, logs, clk := newVerifier(t, func(c *verify.Config) { c.BreakerThreshold, c.BreakerCooldown = 2, cooldown })
+		const open, closed = "domainconfirm: circuit breaker open", "domainconfirm: circuit breaker closed"
+
+		requireOutcome(t, present(t, v, "fail"), verify.ErrUnverified, "callback-status", "")
+		assert.Empty(t, logs.take(open))
+		requireOutcome(t, present(t, v, "fail"), verify.ErrUnverified, "callback-status", "")
+		recs := logs.take(open)
+		require.Len(t, recs, 1)
+		assert.Equal(t, slog.LevelWarn, recs[0].level)
+		assert.Equal(t, map[string]any{"origin": site.Origin, "failures": int64(2), "cooldown": cooldown, "probe": false}, recs[0].attrs)
+
+		for range 5 {
+			requireOutcome(t, present(t, v, "confirm"), verify.ErrUnverified, "breaker-open", "")
+		}
+		assert.Empty(t, logs.take(open), "a record per refusal while open")
+
+		clk.Advance(cooldown)
+		requireOutcome(t, present(t, v, "fail"), verify.ErrUnverified, "callback-status", "")
+		recs = logs.take(open)
+		require.Len(t, recs, 1, "a failed probe opens it again")
+		assert.Equal(t, true, recs[0].attrs["probe"])
+		assert.Equal(t, int64(3), recs[0].attrs["failures"])
+
+		requireOutcome(t, present(t, v, "confirm"), verify.ErrUnverified, "breaker-open", "")
+		clk.Advance(cooldown)
+		require.NoError(t, present(t, v, "confirm"))
+		recs = logs.take(closed)
+		require.Len(t, recs, 1)
+		assert.Equal(t, slog.LevelWarn, recs[0].level)
+		assert.Equal(t, map[string]any{"origin": site.Origin, "refused": int64(6)}, recs[0].attrs, "refused while open")
+		require.NoError(t, present(t, v, "confirm"))
+		assert.Empty(t, logs.take(closed))
+		assert.Empty(t, logs.take(open))
+	})
+
+	t.Run("refusals: one record per origin per interval, counting the others", func(t *testing.T) {
+		const refused = "domainconfirm: call-backs refused"
+		v, logs, clk := newVerifier(t, func(c *verify.Config) { c.CallbacksPerSecond, c.CallbackBurst = 0.001, 1 })
+		requireOutcome(t, present(t, v, "reject"), verify.ErrRejected, wire.ReasonUnknownToken, "")
+		assert.Empty(t, logs.take(refused))
+
+		for range 50 {
+			requireOutcome(t, present(t, v, "reject"), verify.ErrRateLimited, "rate-limited", "")
+		}
+		recs := logs.take(refused)
+		require.Len(t, recs, 1, "the first refusal is logged, the next ones are counted")
+		assert.Equal(t, slog.LevelWarn, recs[0].level)
+		assert.Equal(t, map[string]any{"origin": site.Origin, "reason": "rate-limited",
+			"rate_limited": int64(1), "too_many_in_flight": int64(0), "verifier_busy": int64(0)}, recs[0].attrs)
+		first := clk.Now()
+
+		clk.Advance(every - time.Second)
+		requireOutcome(t, present(t, v, "reject"), verify.ErrRateLimited, "rate-limited", "")
+		assert.Empty(t, logs.take(refused))
+
+		clk.Advance(time.Second)
+		requireOutcome(t, present(t, v, "reject"), verify.ErrRateLimited, "rate-limited", "")
+		recs = logs.take(refused)
+		require.Len(t, recs, 1)
+		assert.Equal(t, int64(51), recs[0].attrs["rate_limited"], "the 50 left out and this one")
+		assert.True(t, first.Equal(recs[0].attrs["since"].(time.Time)), "since the last record")
+	})
+
+	t.Run("all limit records together are bounded", func(t *testing.T) {
+		const open = "domainconfirm: circuit breaker open"
+		// A breaker that cools off in a nanosecond: each presentation, a
+		// clock tick apart, probes the origin, fails and opens it again.
+		v, logs, clk := newVerifier(t, func(c *verify.Config) { c.BreakerThreshold, c.BreakerCooldown = 1, time.Nanosecond })
+		for range burst + 5 {
+			clk.Advance(time.Millisecond)
+			requireOutcome(t, present(t, v, "fail"), verify.ErrUnverified, "callback-status", "")
+		}
+		recs := logs.take(open)
+		require.Len(t, recs, burst)
+		for _, r := range recs {
+			assert.NotContains(t, r.attrs, "records_dropped")
+		}
+		clk.Advance(every)
+		requireOutcome(t, present(t, v, "fail"), verify.ErrUnverified, "callback-status", "")
+		recs = logs.take(open)
+		require.Len(t, recs, 1)
+		assert.Equal(t, int64(5), recs[0].attrs["records_dropped"])
+	})
 }

@@ -44,14 +44,33 @@ func WriteError(w http.ResponseWriter, err error) {
 		}
 		w.Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(wait.Seconds())), 10))
 	}
-	detail := e.Detail
+	reason, detail := e.Reason, e.Detail
 	if e.kind == ErrUnverified {
 		// The full detail can name internal addresses, resolvers and the
 		// origin's own errors: it goes to the log and to Error.Detail, and
-		// the caller gets the reason only.
-		detail = "the origin could not confirm this request (" + e.Reason + "); the API's logs and Verifier.Probe say more"
+		// the caller gets the reason only. Which way a call-back could not
+		// reach its origin is itself such a detail (a name that resolves to
+		// a private address is destination-denied, another one fails to
+		// connect): the caller gets one reason for all of them.
+		reason = publicReason(e.Reason)
+		detail = "the origin could not confirm this request (" + reason + "); the API's logs and Verifier.Probe say more"
 	}
-	wire.WriteProblem(w, status, e.Reason, title(e.kind), detail)
+	wire.WriteProblem(w, status, reason, title(e.kind), detail)
+}
+
+// ReasonOriginUnreachable is the one reason a caller gets for every way a
+// call-back could not reach its origin (destination-denied, callback-failed,
+// callback-timeout, callback-tls); Error.Reason, the logs and the Observer
+// keep the precise one.
+const ReasonOriginUnreachable = "origin-unreachable"
+
+// publicReason is the reason a caller sees for an unverified outcome.
+func publicReason(reason string) string {
+	switch reason {
+	case "destination-denied", "callback-failed", "callback-timeout", "callback-tls":
+		return ReasonOriginUnreachable
+	}
+	return reason
 }
 
 func title(kind error) string {

@@ -17,12 +17,32 @@ const (
 // per origin and outcome, and, for confirmed requests, per subject or
 // binding. It never contains a token or a secret.
 type Event struct {
-	Origin   string        // the claimed origin, "" when the header did not parse
-	Outcome  string        // one of the Outcome constants
-	Reason   string        // the Error's Reason, "" when confirmed
-	Result   *Result       // the confirmed result, nil otherwise
-	Callback bool          // this call made a call-back (false when answered from memory or coalesced)
-	Duration time.Duration // time spent in Verify
+	// Origin is the registered origin the request claimed: "" when the
+	// header did not parse or the origin is not registered (or the
+	// registry failed), so that it can label a metric without letting
+	// callers mint labels. ClaimedOrigin is the claimed origin, canonical,
+	// whether registered or not: for logs, never for labels.
+	Origin        string
+	ClaimedOrigin string
+	Outcome       string        // one of the Outcome constants
+	Reason        string        // the Error's Reason, "" when confirmed
+	Result        *Result       // the confirmed result, nil otherwise
+	Callback      bool          // this call made a call-back (false when answered from memory or coalesced)
+	Duration      time.Duration // time spent in Verify
+}
+
+// newEvent describes one decision: origin is the claimed origin, which
+// becomes Event.Origin only once the registry knew it.
+func newEvent(origin string, res *Result, called bool, d time.Duration, err error) Event {
+	ev := Event{Origin: origin, ClaimedOrigin: origin, Outcome: outcomeOf(err), Result: res, Callback: called, Duration: d}
+	var e *Error
+	if errors.As(err, &e) {
+		ev.Reason = e.Reason
+		if e.Reason == "unknown-origin" || e.Reason == "registry-unavailable" {
+			ev.Origin = ""
+		}
+	}
+	return ev
 }
 
 func outcomeOf(err error) string {

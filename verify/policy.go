@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 
@@ -183,12 +184,7 @@ func (p *policy) check(ctx context.Context, r *http.Request) (*Result, error) {
 		}
 	}
 	if v.observer != nil {
-		ev := Event{Origin: origin, Outcome: outcomeOf(err), Result: res, Callback: called, Duration: v.now().Sub(start)}
-		var e *Error
-		if errors.As(err, &e) {
-			ev.Reason = e.Reason
-		}
-		v.observer(ev)
+		v.observer(ctx, newEvent(origin, res, called, v.now().Sub(start), err))
 	}
 	return res, err
 }
@@ -250,6 +246,7 @@ func (v *Verifier) lookup(ctx context.Context, origin string) (*Registration, er
 	case errors.Is(err, ErrUnknownOrigin):
 		return nil, newError(ErrUnknownOrigin, "unknown-origin", origin, "register the origin with this API first", nil)
 	case err != nil:
+		v.limits.warn(ctx, v.now(), "domainconfirm: registry failed", slog.String("origin", origin), slog.String("error", err.Error()))
 		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry failed", err)
 	case !reg.usable() || reg.origin != origin:
 		return nil, newError(ErrUnverified, "registry-unavailable", origin, "the registry returned an unusable registration or one of another origin", nil)

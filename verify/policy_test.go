@@ -1,6 +1,7 @@
 package verify_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"net/http"
@@ -21,7 +22,11 @@ type events struct {
 	evs []verify.Event
 }
 
-func (e *events) add(ev verify.Event) { e.mu.Lock(); e.evs = append(e.evs, ev); e.mu.Unlock() }
+func (e *events) add(_ context.Context, ev verify.Event) {
+	e.mu.Lock()
+	e.evs = append(e.evs, ev)
+	e.mu.Unlock()
+}
 
 func (e *events) last(t *testing.T) verify.Event {
 	t.Helper()

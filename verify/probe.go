@@ -10,8 +10,12 @@ import (
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
-// Probe thresholds.
+// Probe thresholds and limits.
 const (
+	// ProbesPerSecond and ProbeBurst bound how often a Verifier probes, over
+	// all registrations: a probe is a call-back no token pays for.
+	ProbesPerSecond = 1
+	ProbeBurst      = 5
 	// ProbeSlow is the probe duration above which a registration gets a
 	// "slow" warning: call-backs add this much to every cold request.
 	ProbeSlow = time.Second
@@ -51,11 +55,24 @@ func (p ProbeProblem) String() string { return p.Code + ": " + p.Message }
 // error, a wrong secret, clock skew, a slow answer. Use it when an origin is
 // registered (reg need not be in the Registry yet) and to diagnose one that
 // goes unverified. It uses the verifier's call-back client, so it is subject
-// to the same destination guard, but not to the rate limits or the breaker.
+// to the same destination guard, but not to the origins' rate limits or
+// breakers; probes as a whole are limited to ProbesPerSecond (bursts of
+// ProbeBurst), beyond which the report has the problem "rate-limited".
+//
+// Probe is the API operator's tool. Its report is precise on purpose: the
+// address a name resolved to in the API's own network, whether it is
+// private, TLS and connection errors. Do not hand it to tenants as it is
+// (a tenant who can register names could map the API's internal DNS with
+// it); give them the codes that concern their own site, or a summary.
 func (v *Verifier) Probe(ctx context.Context, reg *Registration) *ProbeReport {
 	rep := &ProbeReport{}
 	if !reg.usable() {
 		rep.Problems = append(rep.Problems, ProbeProblem{"registration", "the registration is unusable: build it with NewRegistration"})
+		return rep
+	}
+	if !v.probeLimit.Allow() {
+		rep.Origin, rep.URL = reg.origin, reg.urlString
+		rep.Problems = append(rep.Problems, ProbeProblem{"rate-limited", fmt.Sprintf("probes are limited to %d a second; try again shortly", ProbesPerSecond)})
 		return rep
 	}
 	rep.Origin, rep.URL = reg.origin, reg.urlString

@@ -4,6 +4,7 @@ package verify_test
 // a real callback.Site and against fake sites that get it wrong.
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
@@ -76,13 +77,14 @@ func TestProbe(t *testing.T) {
 	reg := verify.NewMemoryRegistry()
 	v, err := verify.New(verify.Config{
 		Audience: apiOrigin, Registry: reg, RootCAs: sitetest.Pool(srv, srv2), UnsafeAllowPrivateAddresses: true,
-		Observer: func(ev verify.Event) {
+		Observer: func(_ context.Context, ev verify.Event) {
 			if ev.Callback {
 				calls.Add(1)
 			}
 		},
 	})
 	require.NoError(t, err)
+	verify.UnlimitProbes(v)
 	registration := func(t *testing.T, origin, url string, secrets ...string) *verify.Registration {
 		t.Helper()
 		r, err := verify.NewRegistration(origin, url, secrets...)
@@ -157,6 +159,7 @@ func TestProbe(t *testing.T) {
 			t.Run(name, func(t *testing.T) {
 				guarded, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, CallbackPorts: ports})
 				require.NoError(t, err)
+				verify.UnlimitProbes(guarded)
 				before := srv.Calls()
 				rep := guarded.Probe(t.Context(), registration(t, srv.Origin, "", secret))
 				p := requireProblemCode(t, rep, "private-address")
@@ -172,6 +175,7 @@ func TestProbe(t *testing.T) {
 	t.Run("certificate not trusted", func(t *testing.T) {
 		untrusting, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: x509.NewCertPool(), UnsafeAllowPrivateAddresses: true})
 		require.NoError(t, err)
+		verify.UnlimitProbes(untrusting)
 		before := srv.Calls()
 		rep := untrusting.Probe(t.Context(), registration(t, srv.Origin, "", secret))
 		p := requireProblemCode(t, rep, "tls")
@@ -184,6 +188,7 @@ func TestProbe(t *testing.T) {
 		port := strings.TrimPrefix(srv.Origin, "https://127.0.0.1:")
 		other, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, UnsafeAllowPrivateAddresses: true})
 		require.NoError(t, err)
+		verify.UnlimitProbes(other)
 		// example.com is in the test certificate; it "resolves" to the site.
 		verify.SetDialRewrite(other, func(addr string) string {
 			return strings.Replace(addr, "example.com:", "127.0.0.1:", 1)
@@ -210,6 +215,7 @@ func TestProbe(t *testing.T) {
 			CallbacksPerSecond: 0.001, CallbackBurst: 1, BreakerThreshold: 1,
 		})
 		require.NoError(t, err)
+		verify.UnlimitProbes(limited)
 		good := registration(t, srv.Origin, "", secret)
 		bad := registration(t, srv.Origin, "", callback.GenerateSecret())
 		for range 3 {
@@ -293,8 +299,10 @@ func TestProbeMisbehavingSites(t *testing.T) {
 
 	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: verify.NewMemoryRegistry(), RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true})
 	require.NoError(t, err)
+	verify.UnlimitProbes(v)
 	vQuick, err := verify.New(verify.Config{Audience: apiOrigin, Registry: verify.NewMemoryRegistry(), RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true, CallbackTimeout: 300 * time.Millisecond})
 	require.NoError(t, err)
+	verify.UnlimitProbes(vQuick)
 	probe := func(t *testing.T, v *verify.Verifier, origin, path string) *verify.ProbeReport {
 		t.Helper()
 		reg, err := verify.NewRegistration(origin, origin+path, secret)
@@ -384,6 +392,7 @@ func TestProbeMisbehavingSites(t *testing.T) {
 		})
 		vs, err := verify.New(verify.Config{Audience: apiOrigin, Registry: verify.NewMemoryRegistry(), RootCAs: spy.Roots, UnsafeAllowPrivateAddresses: true})
 		require.NoError(t, err)
+		verify.UnlimitProbes(vs)
 		rep := probe(t, vs, spy.Origin, "/x?y=1")
 		require.True(t, rep.OK(), "%+v", rep.Problems)
 		req := got.Load()

@@ -190,7 +190,7 @@ func TestLocalRejections(t *testing.T) {
 			var events []verify.Event
 			var mu sync.Mutex
 			f := newSignedFixture(t, func(c *verify.Config) {
-				c.Observer = func(e verify.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
+				c.Observer = func(_ context.Context, e verify.Event) { mu.Lock(); events = append(events, e); mu.Unlock() }
 			})
 			h := f.v.Middleware(okHandler())
 			if tt.route != nil {

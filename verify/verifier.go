@@ -11,10 +11,12 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
@@ -98,7 +100,10 @@ type Config struct {
 
 	// MaxInFlightPerOrigin caps concurrent call-backs to one origin, and
 	// MaxInFlight those to all origins together; beyond either, 429. If
-	// zero, 64 and 512.
+	// zero, 64 and 512. When call-backs wait for one of the MaxInFlight
+	// slots, a free slot goes first to origins whose call-backs are timely,
+	// then to new ones, then to slow ones (see SlowCallback), and among
+	// equals to the origin holding the fewest.
 	MaxInFlightPerOrigin int
 	MaxInFlight          int
 
@@ -108,6 +113,15 @@ type Config struct {
 	// zero, 5 and 30 s.
 	BreakerThreshold int
 	BreakerCooldown  time.Duration
+
+	// SlowCallback is how long a call-back may hold its in-flight slot
+	// before it counts as slow, whatever the answer: the origin is then
+	// slow for BreakerCooldown. Slow origins together hold at most a
+	// quarter of MaxInFlight, and get a free slot only after the others,
+	// so that origins answering validly but slowly, however many are
+	// registered, cannot take the verifier from the rest. If zero, a third
+	// of CallbackTimeout (1 s by default).
+	SlowCallback time.Duration
 
 	// Replay remembers accepted tokens. If nil, a MemoryReplayStore, which
 	// serves one process only.
@@ -130,13 +144,19 @@ type Config struct {
 	MaxBodyBytes int64
 
 	// Logger receives one validation record per call-back (origin, URL,
-	// address dialled, status, duration, outcome, reason). If nil, nothing
+	// address dialled, status, duration, outcome, reason): at DEBUG for an
+	// answer, at WARN for a call-back that got none. At WARN it also gets
+	// records about the limits: a circuit breaker opening or closing, an
+	// origin turning slow, call-backs refused for the budget (at most one
+	// per origin every 10 seconds, counting the others; at most 20 such
+	// records every 10 seconds in all), and store failures. If nil, nothing
 	// is logged. Records never contain a token or a secret.
 	Logger *slog.Logger
 
 	// Observer, if set, is called once per Verify (and once per request
-	// through Require) with its outcome, for metrics. It must not block.
-	Observer func(Event)
+	// through Require) with the request's context (for its trace span or
+	// attributes) and the outcome, for metrics. It must not block.
+	Observer func(context.Context, Event)
 }
 
 // Verifier checks that requests come from the origin they claim, by calling
@@ -154,8 +174,9 @@ type Verifier struct {
 	limits      *limits
 	log         *slog.Logger
 	logOn       bool
-	observer    func(Event)
+	observer    func(context.Context, Event)
 	flight      singleflight.Group
+	probeLimit  *rate.Limiter
 	now         func() time.Time
 	dialRewrite func(addr string) string // tests only
 }
@@ -185,6 +206,7 @@ func New(cfg Config) (*Verifier, error) {
 		log:         cfg.Logger,
 		observer:    cfg.Observer,
 		now:         time.Now,
+		probeLimit:  rate.NewLimiter(ProbesPerSecond, ProbeBurst),
 	}
 	if v.replay == nil {
 		v.replay = NewMemoryReplayStore()
@@ -195,7 +217,7 @@ func New(cfg Config) (*Verifier, error) {
 	if v.log == nil {
 		v.log = slog.New(slog.DiscardHandler)
 	}
-	v.logOn = v.log.Enabled(context.Background(), slog.LevelInfo)
+	v.logOn = v.log.Enabled(context.Background(), slog.LevelDebug) || v.log.Enabled(context.Background(), slog.LevelWarn)
 	if cfg.Client != nil {
 		c := *cfg.Client // never follow redirects, even with the caller's client
 		c.CheckRedirect = noRedirect
@@ -222,6 +244,7 @@ func defaults(cfg *Config) error {
 		{!(cfg.CallbacksPerSecond >= 0) || math.IsInf(cfg.CallbacksPerSecond, 1) || cfg.CallbackBurst < 0, "CallbacksPerSecond must be finite and CallbacksPerSecond and CallbackBurst not negative"},
 		{cfg.MaxInFlightPerOrigin < 0 || cfg.MaxInFlight < 0, "MaxInFlightPerOrigin and MaxInFlight must not be negative"},
 		{cfg.BreakerThreshold < 0 || cfg.BreakerCooldown < 0, "BreakerThreshold and BreakerCooldown must not be negative"},
+		{cfg.SlowCallback < 0, "SlowCallback is negative"},
 	} {
 		if c.bad {
 			return fmt.Errorf("%w: %s", ErrConfig, c.what)
@@ -265,12 +288,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request) (*Result, error)
 	}
 	start := v.now()
 	res, origin, called, err := v.verify(ctx, r, nil)
-	ev := Event{Origin: origin, Outcome: outcomeOf(err), Result: res, Callback: called, Duration: v.now().Sub(start)}
-	var e *Error
-	if errors.As(err, &e) {
-		ev.Reason = e.Reason
-	}
-	v.observer(ev)
+	v.observer(ctx, newEvent(origin, res, called, v.now().Sub(start), err))
 	return res, err
 }
 
@@ -394,7 +412,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// Bounded both ways: the answer's times are the site's word.
 		first, err := v.replay.Mark(markCtx, key, v.replayTTL(laterOf(res.ExpiresAt, tokenExpiry)))
 		if err != nil {
-			return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+			return nil, v.storeFailed(ctx, origin, err)
 		}
 		if !first {
 			return nil, replayed(origin)
@@ -409,6 +427,15 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		return nil, origin, called, replayed(origin)
 	}
 	return c.res, origin, called, nil
+}
+
+// storeFailed logs a replay store failure at WARN (within the limit records'
+// budget, so that a store outage under load does not flood the log) and
+// returns the unverified error the caller gets.
+func (v *Verifier) storeFailed(ctx context.Context, origin string, err error) *Error {
+	v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed",
+		slog.String("origin", origin), slog.String("error", err.Error()))
+	return newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
 }
 
 // replayTTL is how long an accepted token is remembered: as long as any
@@ -453,7 +480,7 @@ func (v *Verifier) acceptLocally(ctx context.Context, origin, key string, pt *wi
 	defer cancel()
 	first, err := v.replay.Mark(markCtx, key, v.replayTTL(expires))
 	if err != nil {
-		return nil, newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		return nil, v.storeFailed(ctx, origin, err)
 	}
 	if !first {
 		return nil, replayed(origin)
@@ -484,7 +511,7 @@ func (v *Verifier) remembered(ctx context.Context, origin, key, negKey string) *
 		return e
 	}
 	if seen, err := v.replay.Seen(ctx, key); err != nil {
-		return newError(ErrUnverified, "store-unavailable", origin, "replay store failed", err)
+		return v.storeFailed(ctx, origin, err)
 	} else if seen {
 		return replayed(origin)
 	}
@@ -533,6 +560,27 @@ func checkBrowserOrigin(r *http.Request, origin string) error {
 	return nil
 }
 
+// targetPath returns the origin-form of a request target: itself, or for an
+// absolute-form target the part after the authority ("/" when empty).
+func targetPath(target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
+	}
+	i := strings.Index(target, "://")
+	if i < 0 {
+		return target
+	}
+	rest := target[i+3:]
+	j := strings.IndexAny(rest, "/?")
+	if j < 0 {
+		return "/"
+	}
+	if rest[j] == '?' {
+		return "/" + rest[j:]
+	}
+	return rest[j:]
+}
+
 // requestInfo describes r for the call-back, hashing its body.
 func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo, error) {
 	// Bind the request target as received, in net/url's encoding (what a
@@ -545,6 +593,14 @@ func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo
 			return wire.RequestInfo{}, newError(ErrMalformed, "malformed-request", origin, "the request target does not parse", nil)
 		}
 		path = u.RequestURI()
+		// One spelling only: a target that net/url re-encodes (a raw '"',
+		// '%2F' next to characters it escapes, ...) would be bound under
+		// another spelling than the one a router that routes on RawPath
+		// sees. Go clients and the page script send the canonical form.
+		if targetPath(r.RequestURI) != path {
+			return wire.RequestInfo{}, newError(ErrMalformed, "malformed-request", origin,
+				"the request target is not in canonical form (PROTOCOL.md §3.4): send "+path+" instead", nil)
+		}
 	}
 	ri := wire.RequestInfo{Method: r.Method, Path: path, BodySHA256: wire.EmptyBodySHA256}
 	if r.Body != nil && r.Body != http.NoBody {
@@ -553,7 +609,13 @@ func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo
 		}
 		body, err := io.ReadAll(io.LimitReader(r.Body, v.maxBody+1))
 		r.Body.Close()
-		if err != nil {
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooBig):
+			// The app's own limit (http.MaxBytesReader, a router's
+			// request-size middleware) is a body too large, not a bad one.
+			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over the server's limit of %d bytes", tooBig.Limit), nil)
+		case err != nil:
 			return ri, newError(ErrMalformed, "unreadable-body", origin, "the request body could not be read", err)
 		}
 		if int64(len(body)) > v.maxBody {

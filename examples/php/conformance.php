@@ -362,7 +362,11 @@ $checks['bodies.json'] = static function (array $d) use ($c): void {
 $checks['paths.json'] = static function (array $d) use ($c): void {
     foreach ($d['vectors'] as $v) {
         $p = [];
-        expect($p, 'path', Wire::requestPath($v['target']), $v['valid'] ? $v['path'] : null);
+        // path: the one spelling bound (and sent); valid: a verifier accepts
+        // the target as received only in that spelling (§3.4).
+        $bound = Wire::requestPath($v['target']);
+        expect($p, 'path', $bound, $v['path'] ?? null);
+        expect($p, 'valid', $bound !== null && $bound === Wire::originForm($v['target']), $v['valid']);
         $c->vector('paths.json', $v['note'], $p);
     }
 };

@@ -433,30 +433,35 @@ final class Wire
     }
 
     /**
-     * §8 step 2: whether a Content-Type value is application/json, the type
-     * compared case-insensitively, with parameters (name=token or
-     * name="quoted string", names not repeated) or none. This is how Go's
-     * mime.ParseMediaType reads it; site_handler.json has the cases.
+     * §8 step 2: whether a Content-Type value is application/json. Spaces and
+     * tabs removed at both ends, it is an RFC 9110 media-type: the type
+     * application/json (ASCII letters of any case), then
+     * *( OWS ";" OWS [ token "=" ( token / quoted-string ) ] ), no parameter
+     * name twice (case-insensitive), even with equal values. This is
+     * wire.IsJSONMediaType; site_handler.json has the cases.
      */
     public static function isJsonMediaType(string $value): bool
     {
-        $semi = strpos($value, ';');
-        $type = $semi === false ? $value : substr($value, 0, $semi);
-        if (strtolower(trim($type, " \t\n\v\f\r")) !== 'application/json') {
+        $v = trim($value, " \t");
+        if (strlen($v) < 16 || strtolower(substr($v, 0, 16)) !== 'application/json') {
             return false;
         }
-        $rest = $semi === false ? '' : substr($value, $semi);
         $token = '[!#$%&\'*+\-.^_`|~0-9A-Za-z]+';
+        $quoted = '"(?:[\t !#-\[\]-~\x80-\xff]|\\\\[\t -~\x80-\xff])*"';
+        $parameter = '/^[ \t]*;[ \t]*(?:(' . $token . ')=(?:' . $token . '|' . $quoted . '))?/';
+        $rest = substr($v, 16);
         $seen = [];
-        while (($rest = ltrim($rest, " \t\n\v\f\r")) !== '') {
-            if (preg_match('/^;[ \t\n\v\f\r]*(' . $token . ')[ \t\n\v\f\r]*=[ \t\n\v\f\r]*(?:' . $token . '|"(?:[^"\\\\]|\\\\.)*")/s', $rest, $m) !== 1) {
-                return trim($rest, " \t\n\v\f\r") === ';'; // a trailing ";" is ignored
-            }
-            $name = strtolower($m[1]);
-            if (isset($seen[$name])) {
+        while ($rest !== '') {
+            if (preg_match($parameter, $rest, $m) !== 1) {
                 return false;
             }
-            $seen[$name] = true;
+            if (isset($m[1]) && $m[1] !== '') {
+                $name = strtolower($m[1]);
+                if (isset($seen[$name])) {
+                    return false;
+                }
+                $seen[$name] = true;
+            }
             $rest = substr($rest, strlen($m[0]));
         }
         return true;
@@ -466,6 +471,15 @@ final class Wire
     public static function isCanonicalOrigin(string $s): bool
     {
         return self::normalizeOrigin($s) === $s;
+    }
+
+    /** The origin-form of a request target: itself, or the path and query of an absolute-form one. */
+    public static function originForm(string $target): string
+    {
+        if (preg_match('/^[A-Za-z][A-Za-z0-9+.\-]*:\/\/[^\/?]*(.*)$/Ds', $target, $m) === 1) {
+            return ($m[1] === '' || $m[1][0] === '?') ? '/' . $m[1] : $m[1];
+        }
+        return $target;
     }
 
     /**
@@ -592,7 +606,10 @@ final class Wire
 
     /**
      * §6: decode a message body strictly into a stdClass, or null: valid UTF-8,
-     * one JSON object and nothing after it but JSON white space.
+     * one JSON object and nothing after it but JSON white space, no member
+     * name twice in any object (json_decode would keep the last). The caller
+     * refuses names not spelled exactly as specified with onlyMembers (PHP
+     * property names are case-sensitive, so "Version" is not "version").
      */
     public static function decodeObject(string $body): ?\stdClass
     {
@@ -608,7 +625,60 @@ final class Wire
         } catch (\JsonException) {
             return null;
         }
-        return $v instanceof \stdClass ? $v : null;
+        return $v instanceof \stdClass && !self::hasDuplicateNames($body) ? $v : null;
+    }
+
+    /**
+     * §6: whether an object of $json (which json_decode accepted) holds a
+     * member name twice, at any depth, even with equal values; names are
+     * compared after their escapes are decoded ("typ\u0065" is "type").
+     */
+    public static function hasDuplicateNames(string $json): bool
+    {
+        $stack = []; // per open container: the names seen, or null for an array
+        $wantName = false;
+        $n = strlen($json);
+        for ($i = strcspn($json, '{}[]",'); $i < $n; $i += 1 + strcspn($json, '{}[]",', $i + 1)) {
+            switch ($json[$i]) {
+                case '{':
+                    $stack[] = [];
+                    $wantName = true;
+                    break;
+                case '[':
+                    $stack[] = null;
+                    $wantName = false;
+                    break;
+                case '}':
+                case ']':
+                    array_pop($stack);
+                    $wantName = false;
+                    break;
+                case ',':
+                    $wantName = $stack !== [] && $stack[count($stack) - 1] !== null;
+                    break;
+                case '"':
+                    $start = $i;
+                    for ($i++; $json[$i] !== '"'; $i++) {
+                        if ($json[$i] === '\\') {
+                            $i++;
+                        }
+                    }
+                    if ($wantName) {
+                        $name = substr($json, $start + 1, $i - $start - 1);
+                        if (str_contains($name, '\\')) {
+                            $name = json_decode('"' . $name . '"', false, 1, JSON_THROW_ON_ERROR);
+                        }
+                        $top = count($stack) - 1;
+                        if (isset($stack[$top][$name])) {
+                            return true;
+                        }
+                        $stack[$top][$name] = true;
+                        $wantName = false;
+                    }
+                    break;
+            }
+        }
+        return false;
     }
 
     /** Whether $o has only members named in $allowed. */
@@ -1527,7 +1597,14 @@ final class ApiClient
      */
     public function send(string $method, string $url, string $body, array $headers, #[\SensitiveParameter] string $domainConfirm): array
     {
-        Site::splitUrl($url); // the same checks as at issue time
+        [, $target] = Site::splitUrl($url); // the same checks as at issue time
+        // Send the target in the one spelling the verifier binds (§3.4): it
+        // refuses any other as malformed-request.
+        $canonical = Wire::requestPath($target);
+        if ($canonical === null) {
+            throw new \InvalidArgumentException('domainconfirm: this request target cannot be bound');
+        }
+        $url = substr($url, 0, 8 + strcspn(substr($url, 8), '/?')) . $canonical; // https://authority, then the target
         if (!Wire::isMethod($method)) {
             throw new \InvalidArgumentException('domainconfirm: the method is not 1 to 16 upper-case letters');
         }

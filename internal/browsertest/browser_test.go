@@ -220,7 +220,7 @@ type tokenCall struct {
 	Status                  int
 }
 
-func (r *recorder) observe(e verify.Event) {
+func (r *recorder) observe(_ context.Context, e verify.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
@@ -521,8 +521,10 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("Go client with the unregistered origin's token: %d %q, want a refusal with unknown-origin", status, reason)
 		}
 		ev := eventsSince(e, n)
-		if len(ev) != 1 || ev[0].Outcome != verify.OutcomeRejected || ev[0].Origin != e.other {
-			t.Errorf("API recorded %+v, want one rejected event for %s", ev, e.other)
+		// An unregistered origin is no metric label: Origin is empty, the
+		// claim is in ClaimedOrigin.
+		if len(ev) != 1 || ev[0].Outcome != verify.OutcomeRejected || ev[0].Origin != "" || ev[0].ClaimedOrigin != e.other {
+			t.Errorf("API recorded %+v, want one rejected event claiming %s", ev, e.other)
 		}
 	})
 

@@ -1,7 +1,14 @@
 package wire
 
 import (
+	"encoding"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -14,7 +21,10 @@ import (
 // (escapes, unknown or differently-cased members, duplicates, null, numbers
 // that are not plain non-negative integers): the caller then decodes with
 // Decode, so the accepted language and the result are exactly Decode's (a
-// fuzz test checks both agree).
+// fuzz test checks both agree). Only names spelled exactly as specified,
+// each once per object, get through either path (PROTOCOL.md §6): the fast
+// path compares names byte for byte, and Decode checks them after
+// encoding/json with checkNames below.
 
 const hexDigits = "0123456789abcdef"
 
@@ -425,4 +435,252 @@ func AppendBindingRecord(b []byte, origin string, bd *Binding, subject string, i
 	b = appendMember(b, "e", true)
 	b = strconv.AppendInt(b, expires, 10)
 	return append(b, '}')
+}
+
+// memberSchema is what Decode's name check knows of a Go type: for a
+// struct, the member names encoding/json reads into it, spelled exactly as
+// in the json tags, and the schema of each member's value.
+type memberSchema struct {
+	kind   schemaKind
+	names  []string        // schemaStruct: the member names
+	fields []*memberSchema // schemaStruct: the schema of each
+	elem   *memberSchema   // schemaList, schemaMap
+}
+
+type schemaKind uint8
+
+const (
+	schemaAny    schemaKind = iota // any value; objects in it are checked for duplicates
+	schemaStruct                   // an object with exactly these names
+	schemaMap                      // an object with any names, each once
+	schemaList                     // an array
+)
+
+var (
+	anySchema   = &memberSchema{}
+	schemaCache sync.Map // reflect.Type → *memberSchema
+	unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarsh = reflect.TypeFor[encoding.TextUnmarshaler]()
+)
+
+func schemaOf(t reflect.Type) *memberSchema {
+	if s, ok := schemaCache.Load(t); ok {
+		return s.(*memberSchema)
+	}
+	s := buildSchema(t, map[reflect.Type]*memberSchema{})
+	schemaCache.Store(t, s)
+	return s
+}
+
+func buildSchema(t reflect.Type, building map[reflect.Type]*memberSchema) *memberSchema {
+	if t == nil {
+		return anySchema
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if s := building[t]; s != nil {
+		return s
+	}
+	s := &memberSchema{}
+	building[t] = s
+	if reflect.PointerTo(t).Implements(unmarshaler) || reflect.PointerTo(t).Implements(textUnmarsh) {
+		return s // decodes itself: duplicates only
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		s.kind = schemaStruct
+		addFields(s, t, building)
+	case reflect.Map:
+		s.kind, s.elem = schemaMap, buildSchema(t.Elem(), building)
+	case reflect.Slice, reflect.Array:
+		s.kind, s.elem = schemaList, buildSchema(t.Elem(), building)
+	}
+	return s
+}
+
+// addFields adds the json members of struct t to s: its own fields first,
+// then those of untagged embedded structs (an approximation of
+// encoding/json's rules, which the message types, embedding nothing, do not
+// need).
+func addFields(s *memberSchema, t reflect.Type, building map[reflect.Type]*memberSchema) {
+	var embedded []reflect.Type
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, _, _ := strings.Cut(tag, ",")
+		if ft := f.Type; f.Anonymous && name == "" {
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				embedded = append(embedded, ft)
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if !slices.Contains(s.names, name) {
+			s.names = append(s.names, name)
+			s.fields = append(s.fields, buildSchema(f.Type, building))
+		}
+	}
+	for _, e := range embedded {
+		addFields(s, e, building)
+	}
+}
+
+// index is the index of the member named name, or -1. (The message types
+// have at most 9 members: a linear search beats a map.)
+func (sc *memberSchema) index(name []byte) int {
+	for i, n := range sc.names {
+		if n == string(name) {
+			return i
+		}
+	}
+	return -1
+}
+
+var errSyntax = fmt.Errorf("%w: not JSON", ErrMessage)
+
+// checkNames walks the JSON value at s.i, which encoding/json has already
+// decoded into a value of schema sc's type, and refuses a member name that
+// is not spelled exactly as specified or that appears twice in one object
+// (names compared after their escapes are decoded).
+func (s *scanner) checkNames(sc *memberSchema) error {
+	s.ws()
+	if s.i >= len(s.b) {
+		return errSyntax
+	}
+	switch s.b[s.i] {
+	case '{':
+		s.i++
+		if s.byte('}') {
+			return nil
+		}
+		var seen uint64      // schemaStruct with at most 64 fields
+		var seenBig []bool   // schemaStruct with more
+		var seenAny []string // other objects
+		if sc.kind == schemaStruct && len(sc.fields) > 64 {
+			seenBig = make([]bool, len(sc.fields))
+		}
+		for {
+			s.ws()
+			quoted, escaped, ok := s.rawString()
+			if !ok || !s.byte(':') {
+				return errSyntax
+			}
+			raw := quoted[1 : len(quoted)-1]
+			if escaped {
+				var name string
+				if json.Unmarshal(quoted, &name) != nil {
+					return errSyntax
+				}
+				raw = []byte(name)
+			}
+			child := anySchema
+			if sc.kind == schemaStruct {
+				i := sc.index(raw)
+				if i < 0 {
+					return fmt.Errorf("%w: member %q is not spelled as specified (names are case-sensitive)", ErrMessage, raw)
+				}
+				var twice bool
+				if seenBig != nil {
+					twice, seenBig[i] = seenBig[i], true
+				} else {
+					twice, seen = seen&(1<<i) != 0, seen|1<<i
+				}
+				if twice {
+					return fmt.Errorf("%w: duplicate member %q", ErrMessage, raw)
+				}
+				child = sc.fields[i]
+			} else {
+				name := string(raw)
+				for _, prev := range seenAny {
+					if prev == name {
+						return fmt.Errorf("%w: duplicate member %q", ErrMessage, name)
+					}
+				}
+				seenAny = append(seenAny, name)
+				if sc.kind == schemaMap {
+					child = sc.elem
+				}
+			}
+			if err := s.checkNames(child); err != nil {
+				return err
+			}
+			if s.byte(',') {
+				continue
+			}
+			if s.byte('}') {
+				return nil
+			}
+			return errSyntax
+		}
+	case '[':
+		s.i++
+		if s.byte(']') {
+			return nil
+		}
+		child := anySchema
+		if sc.kind == schemaList {
+			child = sc.elem
+		}
+		for {
+			if err := s.checkNames(child); err != nil {
+				return err
+			}
+			if s.byte(',') {
+				continue
+			}
+			if s.byte(']') {
+				return nil
+			}
+			return errSyntax
+		}
+	case '"':
+		if _, _, ok := s.rawString(); !ok {
+			return errSyntax
+		}
+	default: // a number, true, false or null
+		start := s.i
+	literal:
+		for ; s.i < len(s.b); s.i++ {
+			switch s.b[s.i] {
+			case ',', ']', '}', ' ', '\t', '\r', '\n':
+				break literal
+			}
+		}
+		if s.i == start {
+			return errSyntax
+		}
+	}
+	return nil
+}
+
+// rawString reads the string at s.i, quotes included, and whether it has
+// escapes.
+func (s *scanner) rawString() (raw []byte, escaped, ok bool) {
+	if s.i >= len(s.b) || s.b[s.i] != '"' {
+		return nil, false, false
+	}
+	b, start := s.b, s.i
+	for i := start + 1; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			s.i = i + 1
+			return b[start:s.i], escaped, true
+		case '\\':
+			escaped = true
+			i++
+		}
+	}
+	return nil, false, false
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"net/netip"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -305,6 +308,15 @@ func FuzzDecodeMessage(f *testing.F) {
 		if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
 			t.Fatalf("Decode accepted a body that is not an object: %q", body)
 		}
+		// One reading: every member name spelled as specified, at most once
+		// per object (checked here with encoding/json's tokenizer).
+		allowed := requestNames
+		if response {
+			allowed = responseNames
+		}
+		if err := checkNamesWithTokens(body, allowed); err != nil {
+			t.Fatalf("Decode accepted %q: %v", body, err)
+		}
 		var checkErr error
 		switch m := m.(type) {
 		case *wire.ConfirmRequest:
@@ -347,6 +359,125 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		if err != nil {
 			t.Fatalf("re-encoded %q fails Check: %v", again, err)
+		}
+	})
+}
+
+// The member names of the messages, in any object of a request or a
+// response (a superset of what each object may hold).
+var (
+	requestNames  = map[string]bool{"version": true, "type": true, "origin": true, "audience": true, "token_sha256": true, "challenge": true, "request": true, "method": true, "path": true, "body_sha256": true}
+	responseNames = map[string]bool{"version": true, "type": true, "challenge": true, "result": true, "reason": true, "subject": true, "binding": true, "issued_at": true, "expires_at": true, "audience": true, "kind": true, "method": true, "path": true, "body_sha256": true, "action": true}
+)
+
+// checkNamesWithTokens walks body (one JSON value) with encoding/json's
+// tokenizer, independently of wire's scanner, and reports a member name
+// not in allowed or seen twice in one object.
+func checkNamesWithTokens(body []byte, allowed map[string]bool) error {
+	type frame struct {
+		object, wantName bool
+		seen             map[string]bool
+	}
+	var stack []*frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].wantName {
+			top := stack[n-1]
+			if tok == json.Delim('}') {
+				stack = stack[:n-1]
+			} else {
+				name := tok.(string)
+				if !allowed[name] {
+					return fmt.Errorf("member %q is not a specified name", name)
+				}
+				if top.seen[name] {
+					return fmt.Errorf("member %q twice", name)
+				}
+				top.seen[name] = true
+				top.wantName = false
+				continue
+			}
+		} else {
+			switch tok {
+			case json.Delim('{'):
+				stack = append(stack, &frame{object: true, wantName: true, seen: map[string]bool{}})
+				continue
+			case json.Delim('['):
+				stack = append(stack, &frame{})
+				continue
+			case json.Delim(']'):
+				stack = stack[:len(stack)-1]
+			}
+		}
+		// A value ended: the object around it wants a name next.
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].wantName = true
+		}
+	}
+}
+
+// mediaTypeOracle is PROTOCOL.md §8 step 2 as a regular expression over
+// bytes, written apart from wire.IsJSONMediaType: OWS, application/json in
+// ASCII letters of any case, then *( OWS ";" OWS [ token "=" ( token /
+// quoted-string ) ] ), then OWS. The names are checked for repeats apart.
+var (
+	mediaToken     = "[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+	mediaQuoted    = `"(?:[\t !#-\[\]-~]|[^\x00-\x7f]|\\(?:[\t -~]|[^\x00-\x7f]))*"`
+	mediaParam     = `[ \t]*;[ \t]*(?:(` + mediaToken + `)=(?:` + mediaToken + `|` + mediaQuoted + `))?`
+	mediaTypeWhole = regexp.MustCompile(`^[ \t]*[aA][pP][pP][lL][iI][cC][aA][tT][iI][oO][nN]/[jJ][sS][oO][nN]((?:` + mediaParam + `)*)[ \t]*$`)
+	mediaParamRE   = regexp.MustCompile(mediaParam)
+)
+
+func mediaTypeOracle(v string) bool {
+	m := mediaTypeWhole.FindStringSubmatch(v)
+	if m == nil {
+		return false
+	}
+	seen := map[string]bool{}
+	end := 0
+	for _, loc := range mediaParamRE.FindAllStringSubmatchIndex(m[1], -1) {
+		if loc[0] != end {
+			panic(fmt.Sprintf("the parameters of %q do not tile", v))
+		}
+		end = loc[1]
+		if loc[2] >= 0 {
+			name := strings.ToLower(m[1][loc[2]:loc[3]])
+			if seen[name] {
+				return false
+			}
+			seen[name] = true
+		}
+	}
+	return true
+}
+
+// FuzzIsJSONMediaType: wire.IsJSONMediaType, which both site handlers use,
+// accepts exactly what the grammar of PROTOCOL.md §8 step 2 does.
+func FuzzIsJSONMediaType(f *testing.F) {
+	for _, c := range mediaTypeCases {
+		f.Add(c.value)
+	}
+	for _, v := range mediaTypeControlCases {
+		f.Add(v)
+	}
+	sh := readVectors[siteHandlerFile](f, "site_handler.json")
+	for _, v := range append(sh.Confirmation, sh.TokenHandler.Vectors...) {
+		for _, kv := range v.Headers {
+			if strings.EqualFold(kv[0], "Content-Type") {
+				f.Add(kv[1])
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if got, want := wire.IsJSONMediaType(v), mediaTypeOracle(v); got != want {
+			t.Fatalf("IsJSONMediaType(%q) = %v, the grammar says %v", v, got, want)
 		}
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -112,10 +114,15 @@ func checkChallenge(c string) error {
 	return nil
 }
 
-// Decode parses a JSON message strictly: valid UTF-8, one object, no unknown
-// fields, no trailing data. (encoding/json still matches member names
-// case-insensitively and lets a duplicate name win; senders must not rely on
-// either, see PROTOCOL.md.)
+// Decode parses a JSON message strictly (PROTOCOL.md §6): valid UTF-8, one
+// object, no unknown members, no trailing data, and every member name at
+// any depth exactly as v's json tags spell it, at most once per object.
+// encoding/json alone would match names case-insensitively (so "Version"
+// or "\u212aind" would fill version or kind) and let the last of two equal
+// names win; Decode refuses both, so a signed message has one reading.
+//
+// v is a pointer to a struct of the protocol's messages: structs, pointers,
+// slices and scalars (maps and interfaces are checked for duplicates only).
 func Decode(body []byte, v any) error {
 	if !utf8.Valid(body) {
 		return fmt.Errorf("%w: not UTF-8", ErrMessage)
@@ -131,7 +138,103 @@ func Decode(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: trailing data after the JSON object", ErrMessage)
 	}
-	return nil
+	s := scanner{b: body}
+	return s.checkNames(schemaOf(reflect.TypeOf(v)))
+}
+
+// IsJSONMediaType reports whether a Content-Type field value names
+// application/json under PROTOCOL.md §8 step 2: after removing spaces and
+// tabs at both ends, the value is an RFC 9110 media-type (§8.3.1, with the
+// parameters of §5.6.6) whose type/subtype is application/json in any case,
+// and no parameter name appears twice (compared case-insensitively), even
+// with equal values. So `application/json; charset=utf-8` and
+// `application/json;` pass; `application/json; a=1; a=1`,
+// `application/json; charset = utf-8` and `application/json; a={x}` do
+// not. It differs from mime.ParseMediaType, which accepts equal repeated
+// parameters, braces in tokens, white space around "=" and Unicode spaces,
+// and refuses the empty parameters RFC 9110 allows ("application/json;;").
+func IsJSONMediaType(v string) bool {
+	v = strings.Trim(v, " \t")
+	const jsonType = "application/json"
+	if len(v) < len(jsonType) {
+		return false
+	}
+	for i := 0; i < len(jsonType); i++ {
+		c := v[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != jsonType[i] {
+			return false
+		}
+	}
+	// parameters = *( OWS ";" OWS [ parameter ] )
+	// parameter  = token "=" ( token / quoted-string )
+	var names [8]string
+	seen := names[:0]
+	for rest := v[len(jsonType):]; rest != ""; {
+		rest = strings.TrimLeft(rest, " \t")
+		if rest == "" || rest[0] != ';' {
+			return false
+		}
+		rest = strings.TrimLeft(rest[1:], " \t")
+		if rest == "" || rest[0] == ';' {
+			continue // an empty parameter
+		}
+		n := tokenLen(rest)
+		if n == 0 || n == len(rest) || rest[n] != '=' {
+			return false
+		}
+		name := rest[:n]
+		for _, prev := range seen {
+			if strings.EqualFold(prev, name) { // tokens are ASCII
+				return false
+			}
+		}
+		seen = append(seen, name)
+		rest = rest[n+1:]
+		if n = quotedStringLen(rest); n == 0 {
+			n = tokenLen(rest)
+		}
+		if n == 0 {
+			return false
+		}
+		rest = rest[n:]
+	}
+	return true
+}
+
+// tokenLen is the length of the RFC 9110 token that s starts with.
+func tokenLen(s string) int {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// quotedStringLen is the length of the RFC 9110 quoted-string that s starts
+// with, quotes included, or 0.
+func quotedStringLen(s string) int {
+	if s == "" || s[0] != '"' {
+		return 0
+	}
+	for i := 1; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			return i + 1
+		case c == '\\': // quoted-pair: HTAB, SP, VCHAR or obs-text
+			if i+1 == len(s) || (s[i+1] < ' ' && s[i+1] != '\t') || s[i+1] == 0x7f {
+				return 0
+			}
+			i++
+		case (c < ' ' && c != '\t') || c == 0x7f: // qdtext is HTAB, SP, VCHAR but '"' and '\\', obs-text
+			return 0
+		}
+	}
+	return 0
 }
 
 // CheckMethod validates an HTTP method: 1 to 16 upper-case letters.

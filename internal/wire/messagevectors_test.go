@@ -2,13 +2,15 @@ package wire_test
 
 // testdata/vectors/messages.json: confirmation request and response bodies,
 // decoded strictly (Decode) and validated (Check). Only rules PROTOCOL.md
-// makes MUST for receivers are here; the leniencies of quirks_test.go
-// (duplicate or differently-cased names, null members, escaped lone
-// surrogates) are left out, since a receiver may go either way.
+// makes MUST for receivers are here, duplicate and differently-cased member
+// names included; the leniencies of quirks_test.go (null members, escaped
+// lone surrogates) are left out, since a receiver may go either way.
 
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -99,6 +101,29 @@ func messageCases(t testing.TB) []messageCase {
 		{false, swap(t, req, `"https://api.example"`, `"https://0x7f.0.0.1"`), false, "audience in hex IPv4 form"},
 		{false, swap(t, req, tokenAHex, tokenA), false, "the token instead of its hash"},
 
+		// One reading (§6): a member name at most once per object, spelled
+		// exactly as specified, at any depth; names compared after their
+		// escapes are decoded.
+		{false, swap(t, req, `"type":"confirm"`, `"type":"probe","type":"confirm"`), false,
+			"type twice, probe then confirm: a decoder that keeps the last member would read a confirmation, one that keeps the first a probe"},
+		{false, swap(t, req, `"type":"confirm"`, `"type":"confirm","type":"probe"`), false, "type twice, confirm then probe"},
+		{false, swap(t, req, `"version":1`, `"version":1,"version":1`), false, "version twice with the same value: still refused"},
+		{false, swap(t, req, `"token_sha256":"`+tokenAHex+`"`, `"token_sha256":"`+tokenAHex+`","token_sha256":"`+tokenAHex+`"`), false,
+			"token_sha256 twice with the same value: still refused"},
+		{false, swap(t, req, `"origin":"https://shop.example"`, `"origin":"https://evil.example","origin":"https://shop.example"`), false, "origin twice, different values"},
+		{false, swap(t, req, `"method":"POST"`, `"method":"GET","method":"POST"`), false, "method twice inside request"},
+		{false, swap(t, req, `"path":"/v1/orders?id=42"`, `"path":"/v1/orders?id=42","path":"/v1/orders?id=42"`), false, "path twice inside request, the same value"},
+		{false, swap(t, req, `"request":`, `"request":{"method":"GET","path":"/","body_sha256":"`+wire.EmptyBodySHA256+`"},"request":`), false, "the request member twice"},
+		{false, swap(t, req, `"type":"confirm"`, `"type":"confirm","typ\u0065":"confirm"`), false, "type twice, the second name spelled with an escape"},
+		{false, swap(t, req, `"type":`, `"typ\u0065":`), true, "a member name spelled with an escape is that name"},
+		{false, swap(t, req, `"version":`, `"Version":`), false, "Version: a name in another case"},
+		{false, swap(t, req, `"token_sha256":`, `"TOKEN_SHA256":`), false, "TOKEN_SHA256: a name in upper case"},
+		{false, swap(t, req, `"method":`, `"Method":`), false, "Method inside request: a name in another case"},
+		{false, swap(t, req, `"type":"confirm"`, `"type":"confirm","Type":"probe"`), false, "type and Type: a name and its case variant"},
+		{false, swap(t, req, `"token_sha256":`, "\"to\u212aen_sha256\":"), false,
+			"token_sha256 spelled with the Kelvin sign (U+212A) for k: a case variant to Unicode simple case folding, as Go's encoding/json matches names"},
+		{false, swap(t, req, `"body_sha256":`, "\"body_\u017fha256\":"), false, "body_sha256 inside request spelled with long s (U+017F) for s"},
+
 		// Responses.
 		{true, conf, true, "confirmed, request binding, as the Go site encodes it"},
 		{true, act, true, "confirmed, action binding, subject in UTF-8"},
@@ -129,20 +154,47 @@ func messageCases(t testing.TB) []messageCase {
 		{true, swap(t, conf, `"expires_at":1767225655`, `"expires_at":1767225896`), false, "confirmed, lifetime of 301 s"},
 		{true, swap(t, conf, `"issued_at":1767225595`, `"issued_at":1767225595.0`), false, "issued_at with a fraction"},
 		{true, swap(t, conf, `"result":"confirmed"`, `"result":"Confirmed"`), false, "result in another case"},
+
+		// One reading (§6).
+		{true, swap(t, rej, `"result":"rejected"`, `"result":"confirmed","result":"rejected"`), false,
+			"result twice, confirmed then rejected: the last member would make it a valid rejection"},
+		{true, swap(t, conf, `"result":"confirmed"`, `"result":"rejected","result":"confirmed"`), false, "result twice, rejected then confirmed"},
+		{true, swap(t, rej, `"result":"rejected"`, `"result":"rejected","result":"rejected"`), false, "result twice with the same value: still refused"},
+		{true, swap(t, conf, `"subject":"user-17"`, `"subject":"admin","subject":"user-17"`), false, "subject twice"},
+		{true, swap(t, conf, `"issued_at":1767225595`, `"issued_at":1767225595,"issued_at":1767225595`), false, "issued_at twice with the same value"},
+		{true, swap(t, conf, `"kind":"request"`, `"kind":"request","kind":"request"`), false, "kind twice inside binding, the same value"},
+		{true, swap(t, act, `"action":"report"`, `"action":"admin","action":"report"`), false, "action twice inside binding"},
+		{true, swap(t, conf, `"binding":`, `"binding":{"audience":"https://api.example","kind":"action","action":"report"},"binding":`), false, "the binding member twice"},
+		{true, swap(t, conf, `"result":`, `"Result":`), false, "Result: a name in another case"},
+		{true, swap(t, conf, `"kind":`, `"KIND":`), false, "KIND inside binding: a name in another case"},
+		{true, swap(t, conf, `"kind":`, "\"\u212aind\":"), false, "kind inside binding spelled with the Kelvin sign (U+212A) for k"},
+		{true, swap(t, conf, `"subject":`, "\"\u017fubject\":"), false, "subject spelled with long s (U+017F) for s"},
+		{true, swap(t, act, `"binding":{`, `"binding":{"Action":"admin",`), false, "Action and action inside binding"},
 	}
 	return cases
 }
 
+// decodeMessage decodes body strictly and validates it, as the receiving
+// side does; the fast decoders of the call-back path must agree with
+// Decode, and it panics if they do not.
 func decodeMessage(body []byte, response bool) error {
 	if response {
 		var m wire.ConfirmResponse
-		if err := wire.Decode(body, &m); err != nil {
+		err := wire.Decode(body, &m)
+		if fast, fastErr := wire.DecodeConfirmResponse(body); (err == nil) != (fastErr == nil) || (err == nil && !reflect.DeepEqual(m, fast)) {
+			panic(fmt.Sprintf("DecodeConfirmResponse(%q) = %v, Decode %v", body, fastErr, err))
+		}
+		if err != nil {
 			return err
 		}
 		return m.Check()
 	}
 	var m wire.ConfirmRequest
-	if err := wire.Decode(body, &m); err != nil {
+	err := wire.Decode(body, &m)
+	if fast, fastErr := wire.DecodeConfirmRequest(body); (err == nil) != (fastErr == nil) || (err == nil && !reflect.DeepEqual(m, fast)) {
+		panic(fmt.Sprintf("DecodeConfirmRequest(%q) = %v, Decode %v", body, fastErr, err))
+	}
+	if err != nil {
 		return err
 	}
 	return m.Check()

@@ -19,40 +19,6 @@ import (
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
-// Documented leniency (PROTOCOL.md §6): Decode uses encoding/json, which
-// matches member names case-insensitively. Senders MUST NOT send names in
-// another case; receivers MAY refuse them.
-func TestQuirkDecodeCaseInsensitiveNames(t *testing.T) {
-	body, err := json.Marshal(validRequest())
-	require.NoError(t, err)
-	upper := strings.Replace(string(body), `"version":`, `"VERSION":`, 1)
-	upper = strings.Replace(upper, `"token_sha256":`, `"Token_SHA256":`, 1)
-	var m wire.ConfirmRequest
-	require.NoError(t, wire.Decode([]byte(upper), &m))
-	assert.Equal(t, validRequest(), m)
-}
-
-// Documented leniency (PROTOCOL.md §6): Decode accepts duplicate member
-// names and the last one wins. A decoder that keeps the first would read
-// another message from the same signed bytes, which is why senders MUST NOT
-// send duplicates and receivers MAY refuse them.
-func TestQuirkDecodeDuplicateNamesLastWins(t *testing.T) {
-	body, err := json.Marshal(rejectedResponse())
-	require.NoError(t, err)
-	dup := strings.Replace(string(body), `"result":"rejected"`, `"result":"confirmed","result":"rejected"`, 1)
-	var m wire.ConfirmResponse
-	require.NoError(t, wire.Decode([]byte(dup), &m))
-	assert.Equal(t, wire.ResultRejected, m.Result)
-	assert.NoError(t, m.Check())
-
-	// A case variant is a duplicate too: the later member wins.
-	variant := strings.Replace(string(body), `"result":"rejected"`, `"result":"rejected","Result":"confirmed"`, 1)
-	m = wire.ConfirmResponse{}
-	require.NoError(t, wire.Decode([]byte(variant), &m))
-	assert.Equal(t, wire.ResultConfirmed, m.Result)
-	assert.ErrorIs(t, m.Check(), wire.ErrMessage, "a confirmed answer without binding")
-}
-
 // Documented leniency (PROTOCOL.md §6): a member whose value is null is
 // taken as the member's empty value ("", 0, absent object), whatever its
 // type. Required members then fail validation; optional ones read as absent.

@@ -6,7 +6,11 @@ package wire_test
 // rules for other implementations.
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/domainconfirm/domainconfirm/callback"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
@@ -176,4 +181,200 @@ func TestRegressionPathWithHash(t *testing.T) {
 		assert.ErrorIs(t, b.Check(), wire.ErrMessage, p)
 	}
 	assert.NoError(t, wire.CheckPath("/a%23b"))
+}
+
+// Decode used to match member names case-insensitively and let the last of
+// two equal names win, and PROTOCOL.md §6 allowed it as a receiver's
+// leniency: the Go site read {"type":"probe","type":"confirm",…} as a
+// confirmation (a decoder that keeps the first member reads a probe), and
+// {"VERSION":1,…} as version 1. Every message decoded strictly (the
+// confirmation request, the probe, the confirmation and probe answers, the
+// token handler's request) now refuses a name twice in one object, even
+// with equal values, and a name not spelled exactly as specified, at any
+// depth. These were the inputs of TestQuirkDecodeCaseInsensitiveNames and
+// TestQuirkDecodeDuplicateNamesLastWins, and more.
+func TestRegressionDuplicateAndCaseVariantNames(t *testing.T) {
+	req := mustJSON(t, validRequest())
+	conf := mustJSON(t, confirmedResponse())
+	rej := mustJSON(t, rejectedResponse())
+	probe := mustJSON(t, wire.ProbeRequest{Version: 1, Type: wire.TypeProbe, Origin: "https://shop.example", Audience: "https://api.example", Challenge: challengeA})
+	probeAnswer := mustJSON(t, wire.ProbeResponse{Version: 1, Type: wire.TypeProbe, Challenge: challengeA, Proofs: []string{wire.ProbeProof(keyA, challengeA)}})
+
+	decodeAs := map[string]func([]byte) error{
+		"request": func(b []byte) error {
+			var m wire.ConfirmRequest
+			err := wire.Decode(b, &m)
+			_, fastErr := wire.DecodeConfirmRequest(b)
+			assert.Equal(t, err == nil, fastErr == nil, "DecodeConfirmRequest and Decode disagree on %s", b)
+			return err
+		},
+		"response": func(b []byte) error {
+			var m wire.ConfirmResponse
+			err := wire.Decode(b, &m)
+			_, fastErr := wire.DecodeConfirmResponse(b)
+			assert.Equal(t, err == nil, fastErr == nil, "DecodeConfirmResponse and Decode disagree on %s", b)
+			return err
+		},
+		"probe": func(b []byte) error {
+			var m wire.ProbeRequest
+			return wire.Decode(b, &m)
+		},
+		"probe answer": func(b []byte) error {
+			var m wire.ProbeResponse
+			return wire.Decode(b, &m)
+		},
+	}
+	for kind, base := range map[string]string{"request": req, "response": conf, "probe": probe, "probe answer": probeAnswer} {
+		require.NoError(t, decodeAs[kind]([]byte(base)), kind)
+	}
+	cases := []struct{ kind, base, old, new string }{
+		// The old quirks' inputs.
+		{"request", req, `"version":`, `"VERSION":`},
+		{"request", req, `"token_sha256":`, `"Token_SHA256":`},
+		{"response", rej, `"result":"rejected"`, `"result":"confirmed","result":"rejected"`},
+		{"response", rej, `"result":"rejected"`, `"result":"rejected","Result":"confirmed"`},
+		// Top level, duplicates.
+		{"request", req, `"type":"confirm"`, `"type":"probe","type":"confirm"`},
+		{"request", req, `"type":"confirm"`, `"type":"confirm","type":"confirm"`},
+		{"request", req, `"type":"confirm"`, `"type":"confirm","typ\u0065":"confirm"`},
+		{"request", req, `"request":`, `"request":{},"request":`},
+		{"response", conf, `"subject":"user-17"`, `"subject":"user-17","subject":"user-17"`},
+		{"response", conf, `"binding":`, `"binding":null,"binding":`},
+		{"probe", probe, `"type":"probe"`, `"type":"confirm","type":"probe"`},
+		{"probe", probe, `"challenge":`, `"challenge":"` + challengeA + `","challenge":`},
+		{"probe answer", probeAnswer, `"proofs":`, `"proofs":[],"proofs":`},
+		// Inside request and binding.
+		{"request", req, `"method":"POST"`, `"method":"POST","method":"POST"`},
+		{"request", req, `"method":"POST"`, `"method":"GET","method":"POST"`},
+		{"response", conf, `"kind":"request"`, `"kind":"action","kind":"request"`},
+		{"response", conf, `"audience":`, `"audience":"https://api.example","audience":`},
+		// Names in another case, at any depth.
+		{"request", req, `"type":`, `"Type":`},
+		{"request", req, `"body_sha256":`, `"Body_sha256":`},
+		{"request", req, `"token_sha256":`, "\"to\u212aen_sha256\":"}, // Kelvin sign
+		{"response", conf, `"kind":`, `"Kind":`},
+		{"response", conf, `"subject":`, "\"\u017fubject\":"}, // long s
+		{"probe", probe, `"origin":`, `"ORIGIN":`},
+		{"probe answer", probeAnswer, `"proofs":`, `"Proofs":`},
+	}
+	for _, c := range cases {
+		body := swap(t, c.base, c.old, c.new)
+		err := decodeAs[c.kind]([]byte(body))
+		assert.ErrorIs(t, err, wire.ErrMessage, "%s %s", c.kind, body)
+	}
+
+	// The handlers. A token issued for an action, confirmed with a signed
+	// request whose type is probe, then confirm: the site used to confirm
+	// it (200, confirmed); it is malformed now, and the token stays.
+	const siteOrigin, api = "https://shop.example", "https://api.example"
+	site, err := callback.New(callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: api, Secrets: []string{secretA}}}})
+	require.NoError(t, err)
+	tok, err := site.IssueForAction(context.Background(), api, "report", callback.IssueOptions{})
+	require.NoError(t, err)
+	confirm := func(body string) *httptest.ResponseRecorder {
+		now := time.Now().Unix()
+		r := httptest.NewRequest(http.MethodPost, siteOrigin+callback.DefaultPath, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set(wire.HeaderID, fixedID)
+		r.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(now, 10))
+		r.Header.Set(wire.HeaderSignature, wire.Sign([][]byte{keyA}, wire.Request, fixedID, now, []byte(body)))
+		w := httptest.NewRecorder()
+		site.ServeHTTP(w, r)
+		return w
+	}
+	m := validRequest()
+	m.TokenSHA256 = wire.TokenHash(tok.Value())
+	good := mustJSON(t, m)
+	for _, bad := range []string{
+		swap(t, good, `"type":"confirm"`, `"type":"probe","type":"confirm"`),
+		swap(t, good, `"type":"confirm"`, `"type":"confirm","type":"confirm"`),
+		swap(t, good, `"version":`, `"Version":`),
+		swap(t, good, `"method":"POST"`, `"Method":"POST"`),
+		swap(t, probe, `"type":"probe"`, `"type":"probe","type":"probe"`),
+		swap(t, probe, `"challenge":`, `"Challenge":`),
+	} {
+		w := confirm(bad)
+		assert.Equal(t, http.StatusBadRequest, w.Code, "%s: %s", bad, w.Body)
+		assert.Contains(t, w.Body.String(), `"reason":"malformed-message"`, bad)
+		assert.Empty(t, w.Header().Get(wire.HeaderSignature), "nothing signed")
+	}
+	w := confirm(good)
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	assert.Contains(t, w.Body.String(), `"result":"confirmed"`, "the token was not consumed by the refused requests")
+
+	// The token handler: {"audience":…,"action":"report","action":"admin"}
+	// used to get a token for admin.
+	h, err := site.TokenHandler(callback.TokenHandlerConfig{
+		Audiences: []string{api},
+		Authorize: func(_ *http.Request, _, action string) (string, error) {
+			if action != "report" {
+				return "", callback.ErrRefused
+			}
+			return "", nil
+		},
+	})
+	require.NoError(t, err)
+	for _, body := range []string{
+		`{"audience":"` + api + `","action":"report","action":"admin"}`,
+		`{"audience":"` + api + `","action":"report","action":"report"}`,
+		`{"audience":"https://other.example","audience":"` + api + `","action":"report"}`,
+		`{"Audience":"` + api + `","action":"report"}`,
+		`{"audience":"` + api + `","ACTION":"report"}`,
+	} {
+		r := httptest.NewRequest(http.MethodPost, siteOrigin+"/domainconfirm/token", bytes.NewReader([]byte(body)))
+		r.Header.Set("Content-Type", "application/json")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		assert.Equal(t, http.StatusBadRequest, w.Code, "%s: %s", body, w.Body)
+		assert.Contains(t, w.Body.String(), `"reason":"malformed-request"`, body)
+	}
+}
+
+// The media type rule of PROTOCOL.md §8 step 2 was written as Go's
+// mime.ParseMediaType, but the text and Go disagreed: Go accepted a
+// parameter repeated with an equal value, braces and other non-token bytes
+// in a token, white space around "=", and Unicode spaces around the type;
+// it refused the empty parameters RFC 9110 allows. The rule is now RFC
+// 9110's media-type grammar with no parameter name twice, and both handlers
+// follow it (wire.IsJSONMediaType).
+func TestRegressionMediaTypeRule(t *testing.T) {
+	const siteOrigin, api = "https://shop.example", "https://api.example"
+	site, err := callback.New(callback.Config{Origin: siteOrigin, APIs: []callback.API{{Audience: api, Secrets: []string{secretA}}}})
+	require.NoError(t, err)
+	th, err := site.TokenHandler(callback.TokenHandlerConfig{
+		Audiences: []string{api},
+		Authorize: func(*http.Request, string, string) (string, error) { return "", nil },
+	})
+	require.NoError(t, err)
+	body := confirmRequestBody(siteOrigin, tokenAHex)
+	tokenBody := `{"audience":"` + api + `","action":"report"}`
+	cases := mediaTypeCases
+	for _, v := range mediaTypeControlCases {
+		cases = append(cases, struct {
+			value string
+			ok    bool
+			note  string
+		}{v, false, "a control character"})
+	}
+	for _, c := range cases {
+		now := time.Now().Unix()
+		r := httptest.NewRequest(http.MethodPost, siteOrigin+callback.DefaultPath, bytes.NewReader(body))
+		r.Header.Set("Content-Type", c.value)
+		r.Header.Set(wire.HeaderID, fixedID)
+		r.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(now, 10))
+		r.Header.Set(wire.HeaderSignature, wire.Sign([][]byte{keyA}, wire.Request, fixedID, now, body))
+		w := httptest.NewRecorder()
+		site.ServeHTTP(w, r)
+		want := http.StatusOK // rejected, unknown-token
+		if !c.ok {
+			want = http.StatusUnsupportedMediaType
+		}
+		assert.Equal(t, want, w.Code, "confirmation handler, Content-Type %q (%s): %s", c.value, c.note, w.Body)
+
+		r = httptest.NewRequest(http.MethodPost, siteOrigin+"/domainconfirm/token", strings.NewReader(tokenBody))
+		r.Header.Set("Content-Type", c.value)
+		w = httptest.NewRecorder()
+		th.ServeHTTP(w, r)
+		assert.Equal(t, want, w.Code, "token handler, Content-Type %q (%s): %s", c.value, c.note, w.Body)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -316,12 +317,15 @@ func buildPaths(t *testing.T) pathsFile {
 		"server reconstructs it (net/url RequestURI). A path made only of A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @ / [ ] " +
 		"and valid %XX escapes is kept byte for byte; any other path is percent-decoded and re-encoded, every byte but " +
 		"A-Z a-z 0-9 - . _ ~ $ & + , / : ; = @ as %XX in upper-case hex. Then ? and the query verbatim, if the target had " +
-		"a ?. An issuer binds exactly this string."}
+		"a ?. An issuer binds exactly this string, and sends exactly it: valid says whether a verifier accepts the target " +
+		"as received, which it does only when it is already that string (for absolute-form, its path and query); path, " +
+		"when present, is the one spelling to bind and send."}
 	for _, c := range pathCases {
 		v := pathVector{Target: c.target, Note: c.note}
 		if u, err := url.ParseRequestURI(c.target); err == nil {
 			if p := u.RequestURI(); wire.CheckPath(p) == nil {
-				v.Valid, v.Path = true, p
+				v.Path = p
+				v.Valid = p == originForm(c.target)
 			}
 		}
 		f.Vectors = append(f.Vectors, v)
@@ -825,15 +829,37 @@ func checkPaths(t *testing.T) {
 	f := readVectors[pathsFile](t, "paths.json")
 	for _, v := range f.Vectors {
 		u, err := url.ParseRequestURI(v.Target)
-		if !v.Valid {
+		if v.Path == "" {
+			assert.False(t, v.Valid, v.Note)
 			assert.True(t, err != nil || wire.CheckPath(u.RequestURI()) != nil, v.Note)
 			continue
 		}
 		if assert.NoError(t, err, v.Note) {
 			assert.Equal(t, v.Path, u.RequestURI(), v.Note)
 			assert.NoError(t, wire.CheckPath(v.Path), v.Note)
+			assert.Equal(t, v.Valid, v.Path == originForm(v.Target), "accepted only in the one spelling: %s", v.Note)
 		}
 	}
+}
+
+// originForm is the origin-form of a request target: itself, or for an
+// absolute-form target the part after the authority ("/" when empty).
+func originForm(target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
+	}
+	_, rest, ok := strings.Cut(target, "://")
+	if !ok {
+		return target
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		return "/"
+	}
+	if rest[i] == '?' {
+		return "/" + rest[i:]
+	}
+	return rest[i:]
 }
 
 var errorKinds = map[string]error{

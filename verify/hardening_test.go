@@ -1,0 +1,138 @@
+package verify_test
+
+// Hardening, round two (the second security review): one test per item.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/domainconfirm/domainconfirm/verify"
+)
+
+// An app's own body limit in front of the verifier (http.MaxBytesReader,
+// chi's middleware.RequestSize) is 413, not a malformed request.
+func TestAppBodyLimitIs413(t *testing.T) {
+	f := newSignedFixture(t, nil)
+	h := f.v.Require(verify.ActionToken)(okHandler())
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 8)
+		h.ServeHTTP(w, r)
+	})
+	rec := httptest.NewRecorder()
+	limited.ServeHTTP(rec, apiRequest(http.MethodPost, "/v1/report", strings.Repeat("x", 64), f.issueAction(t, apiOrigin, "report")))
+	requireProblem(t, rec, http.StatusRequestEntityTooLarge, "body-too-large")
+	assert.Zero(t, f.srv.Calls())
+}
+
+// A request target is bound in one spelling: a raw target that net/url
+// re-encodes is refused before the token is used, and the token still
+// works with the target it was issued for.
+func TestNonCanonicalTargetRefused(t *testing.T) {
+	f := newSignedFixture(t, nil)
+	h := f.v.Middleware(okHandler())
+	header := f.issueRequest(t, apiOrigin, http.MethodGet, "/files/a/b%22", "")
+	for _, target := range []string{`/files/a%2Fb"`, `/files/a/b"`, apiOrigin + `/files/a%2Fb"`} {
+		r := httptest.NewRequest(http.MethodGet, target, nil) // origin- or absolute-form, as received
+		r.Header.Set(verify.HeaderName, header)
+		assert.Equal(t, target, r.RequestURI)
+		status, reason := route(h, r)
+		assert.Equal(t, http.StatusUnauthorized, status, target)
+		assert.Equal(t, "malformed-request", reason, target)
+	}
+	assert.Zero(t, f.srv.Calls())
+	status, reason := route(h, apiRequest(http.MethodGet, "/files/a/b%22", "", header))
+	assert.Equal(t, http.StatusOK, status, reason)
+}
+
+// The observer cannot be made to mint metric labels: an origin that is not
+// registered reaches it as Origin "", with the claim in ClaimedOrigin.
+func TestObserverOriginIsRegisteredOnly(t *testing.T) {
+	var mu sync.Mutex
+	labels := map[string]int{}
+	claimed := 0
+	f := newSignedFixture(t, func(c *verify.Config) {
+		c.Observer = func(_ context.Context, e verify.Event) {
+			mu.Lock()
+			labels[e.Origin]++
+			if e.ClaimedOrigin != "" {
+				claimed++
+			}
+			mu.Unlock()
+		}
+	})
+	for i := range 1000 {
+		_, _ = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(fmt.Sprintf("https://n%d.evil.example", i))))
+	}
+	_, _ = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", forged(f.srv.Origin)))
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, map[string]int{"": 1000, f.srv.Origin: 1}, labels)
+	assert.Equal(t, 1001, claimed)
+}
+
+// Probe is the operator's tool and costs a call-back no token pays for:
+// probes are rate-limited.
+func TestProbeRateLimited(t *testing.T) {
+	f := newSignedFixture(t, nil)
+	reg, err := verify.NewRegistration(f.srv.Origin, "", f.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limited := 0
+	for range verify.ProbeBurst + 5 {
+		rep := f.v.Probe(t.Context(), reg)
+		if len(rep.Problems) == 1 && rep.Problems[0].Code == "rate-limited" {
+			limited++
+		}
+	}
+	assert.GreaterOrEqual(t, limited, 4, "beyond the burst, probes are refused")
+	assert.LessOrEqual(t, f.srv.Calls(), int64(verify.ProbeBurst+1))
+}
+
+// A replay store that fails is not silent: WARN records, bounded so that a
+// flood of requests is not a flood of log lines.
+func TestStoreFailureIsLogged(t *testing.T) {
+	var buf syncBuffer
+	f := newSignedFixture(t, func(c *verify.Config) {
+		c.Replay = failingReplay{}
+		c.Logger = slog.New(slog.NewJSONHandler(&buf, nil)) // INFO and above
+	})
+	for range 100 {
+		_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", f.issueAction(t, apiOrigin, "report")))
+		requireError(t, err, verify.ErrUnverified, "store-unavailable")
+	}
+	n := strings.Count(buf.String(), `"msg":"domainconfirm: replay store failed"`)
+	assert.GreaterOrEqual(t, n, 1, buf.String())
+	assert.LessOrEqual(t, n, 20, "bounded")
+	assert.Contains(t, buf.String(), `"level":"WARN"`)
+}
+
+type ctxKey struct{}
+
+// The observer gets the request's context, for its trace or attributes.
+func TestObserverGetsTheRequestContext(t *testing.T) {
+	var got []any
+	var mu sync.Mutex
+	f := newSignedFixture(t, func(c *verify.Config) {
+		c.Observer = func(ctx context.Context, _ verify.Event) {
+			mu.Lock()
+			got = append(got, ctx.Value(ctxKey{}))
+			mu.Unlock()
+		}
+	})
+	ctx := context.WithValue(t.Context(), ctxKey{}, "span-1")
+	_, _ = f.v.Verify(ctx, apiRequest(http.MethodGet, "/", "", forged(f.srv.Origin)))
+	r := apiRequest(http.MethodGet, "/", "", forged(f.srv.Origin)).WithContext(ctx)
+	route(f.v.Require(verify.ActionToken)(okHandler()), r)
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []any{"span-1", "span-1"}, got)
+}
