@@ -52,10 +52,15 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, wire.ErrMessageID):
 			reason = "bad-message-id"
 		}
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: unauthenticated confirmation request",
-			slog.String("reason", reason), slog.String("error", err.Error()))
+		// Anyone can POST here: the records are bounded (each written one
+		// counts those left out before it), and the public detail says
+		// which check failed, not how (no clock offset, no secret count).
+		if dropped, ok := s.warnGate.Allow(now); ok {
+			s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: unauthenticated confirmation request",
+				slog.String("reason", reason), slog.String("error", err.Error()), slog.Int("records_dropped", dropped))
+		}
 		w.Header().Set("WWW-Authenticate", `DomainConfirm-Signature error="`+reason+`"`)
-		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", err.Error())
+		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", unauthenticatedDetail[reason])
 		return
 	}
 	req, err := wire.DecodeConfirmRequest(body)
@@ -112,6 +117,13 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
 	s.writeSigned(w, api, id, resp.AppendJSON(make([]byte, 0, 512)))
+}
+
+// unauthenticatedDetail is the public detail of each signature failure.
+var unauthenticatedDetail = map[string]string{
+	"bad-message-id": "Domainconfirm-Id is missing, repeated or malformed",
+	"bad-timestamp":  "Domainconfirm-Timestamp is missing, repeated, malformed or too far from the site's clock",
+	"bad-signature":  "no Domainconfirm-Signature entry matches a secret this site holds",
 }
 
 // authenticate verifies a confirmation request's signature with the secrets

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/domainconfirm/domainconfirm/internal/loggate"
 	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
@@ -85,6 +86,9 @@ type Site struct {
 	ttl    time.Duration
 	log    *slog.Logger
 	now    func() time.Time
+	// warnGate bounds the WARN records that anyone can cause by posting to
+	// the confirmation URL.
+	warnGate *loggate.Gate
 }
 
 // apiKeys are the keys of one API: the secrets that sign confirmation
@@ -109,7 +113,8 @@ func New(cfg Config) (*Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: TTL: %w", ErrConfig, err)
 	}
-	s := &Site{origin: origin, byAud: make(map[string]*apiKeys, len(cfg.APIs)), store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now}
+	s := &Site{origin: origin, byAud: make(map[string]*apiKeys, len(cfg.APIs)), store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now,
+		warnGate: loggate.New(10*time.Second, 20)}
 	owner := map[string]string{} // key bytes -> audience, to refuse a secret shared by two APIs
 	for i, api := range cfg.APIs {
 		aud, err := wire.NormalizeOrigin(api.Audience)

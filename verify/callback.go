@@ -42,21 +42,23 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 	}
 	if v.logOn {
 		// An answer, confirmed or rejected, is routine: DEBUG. A call-back
-		// that got no valid answer is the operator's to fix: WARN (the
-		// breaker bounds how many a failing origin gets).
-		outcome, reason, detail, level := OutcomeConfirmed, "", "", slog.LevelDebug
+		// that got no valid answer is the operator's to fix: WARN, within
+		// the budget of WARN records (the breaker bounds how many call-backs
+		// a failing origin gets, but many origins may fail at once).
+		outcome, reason, detail := OutcomeConfirmed, "", ""
 		var e *Error
 		if errors.As(err, &e) {
 			outcome, reason, detail = outcomeOf(err), e.Reason, e.Detail
-			if outcome == OutcomeUnverified {
-				level = slog.LevelWarn
-			}
 		}
-		v.log.LogAttrs(ctx, level, "domainconfirm: call-back",
-			slog.String("origin", reg.origin), slog.String("url", reg.urlString),
+		attrs := []slog.Attr{slog.String("origin", reg.origin), slog.String("url", reg.urlString),
 			slog.String("ip", x.remoteIP), slog.Int("status", x.status),
 			slog.Duration("duration", x.duration), slog.String("outcome", outcome), slog.String("reason", reason),
-			slog.String("detail", detail))
+			slog.String("detail", detail)}
+		if outcome == OutcomeUnverified {
+			v.limits.warn(ctx, v.now(), "domainconfirm: call-back", attrs...)
+		} else {
+			v.log.LogAttrs(ctx, slog.LevelDebug, "domainconfirm: call-back", attrs...)
+		}
 	}
 	return res, err
 }

@@ -4,6 +4,7 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,9 +12,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 
+	"github.com/domainconfirm/domainconfirm/callback"
+	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/verify"
 )
 
@@ -135,4 +139,36 @@ func TestObserverGetsTheRequestContext(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	assert.Equal(t, []any{"span-1", "span-1"}, got)
+}
+
+// A breaker that opens while requests wait for their slots stops them too:
+// queued requests do not each call the failing origin.
+func TestBreakerStopsQueuedCallbacks(t *testing.T) {
+	secret := callback.GenerateSecret()
+	fake := sitetest.NewFake(t, func(w http.ResponseWriter, req *sitetest.Request) {
+		time.Sleep(100 * time.Millisecond)
+		sitetest.Problem(http.StatusInternalServerError, "internal-error")(w, req)
+	})
+	reg := verify.NewMemoryRegistry()
+	if err := reg.Add(fake.Origin, "", secret); err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true,
+		BreakerThreshold: 1, MaxInFlightPerOrigin: 1, CallbackTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	reasons := make([]string, 20)
+	for i := range reasons {
+		wg.Go(func() {
+			_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, fake.Origin)))
+			var e *verify.Error
+			if errors.As(err, &e) {
+				reasons[i] = e.Reason
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, int64(1), fake.Calls(), "one call-back opens the breaker; the queued ones fail fast: %v", reasons)
 }

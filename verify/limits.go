@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/domainconfirm/domainconfirm/internal/loggate"
 )
 
 // slowShareDivisor: origins whose call-backs are slow together hold at most
@@ -38,8 +40,8 @@ type limits struct {
 	slowAfter time.Duration // a call-back that holds its slot longer is slow
 	log       *slog.Logger
 
-	global  slots   // all call-backs in flight
-	gate    logGate // the budget of limit records over all origins
+	global  slots         // all call-backs in flight
+	gate    *loggate.Gate // the budget of limit records over all origins
 	mu      sync.Mutex
 	origins map[string]*originLimits // registered origins only, so bounded
 }
@@ -82,6 +84,7 @@ func newLimits(cfg *Config) *limits {
 		cooldown:  cfg.BreakerCooldown,
 		slowAfter: slowAfter,
 		log:       logger,
+		gate:      loggate.New(limitLogEvery, limitLogBurst),
 		global: slots{free: cfg.MaxInFlight, slowCap: max(1, cfg.MaxInFlight/slowShareDivisor),
 			slowFor: cfg.BreakerCooldown},
 		origins: make(map[string]*originLimits),
@@ -167,6 +170,17 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	// now that the slots are held, and give the slots back if another
 	// request emptied the bucket meanwhile.
 	o.mu.Lock()
+	// The breaker may have opened while this request waited for its slots
+	// (the call-backs ahead of it failed): it fails fast now too, rather
+	// than letting every queued request call the failing origin.
+	if !half && o.failures >= l.threshold {
+		wait := o.openUntil.Sub(o.last)
+		o.openRefused++
+		o.mu.Unlock()
+		l.global.giveBack(o, slow)
+		<-o.inFlight
+		return nil, breakerOpen(origin, max(wait, time.Second))
+	}
 	allowed := o.bucket.AllowN(o.last, 1)
 	o.mu.Unlock()
 	if !allowed {
@@ -226,7 +240,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 // warn writes a record about limits at WARN, if the budget of such records
 // allows it at now, with the number of records left out before it.
 func (l *limits) warn(ctx context.Context, now time.Time, msg string, attrs ...slog.Attr) {
-	dropped, ok := l.gate.allow(now)
+	dropped, ok := l.gate.Allow(now)
 	if !ok {
 		return
 	}
@@ -282,7 +296,7 @@ func (l *limits) refuse(ctx context.Context, o *originLimits, now time.Time, e *
 		o.mu.Unlock()
 		return e
 	}
-	dropped, ok := l.gate.allow(now)
+	dropped, ok := l.gate.Allow(now)
 	if !ok {
 		o.mu.Unlock()
 		return e // counted: the next record of o reports it
@@ -303,32 +317,6 @@ func (l *limits) refuse(ctx context.Context, o *originLimits, now time.Time, e *
 	// The wait for a slot may have ended ctx: keep its values only.
 	l.log.LogAttrs(context.WithoutCancel(ctx), slog.LevelWarn, "domainconfirm: call-backs refused", attrs...)
 	return e
-}
-
-// logGate bounds the limit records over all origins: at most limitLogBurst
-// in a window of limitLogEvery.
-type logGate struct {
-	mu      sync.Mutex
-	start   time.Time
-	n       int
-	dropped int // records left out since the last one written
-}
-
-// allow reports whether a record may be written at now and, if so, how
-// many were left out before it.
-func (g *logGate) allow(now time.Time) (dropped int, ok bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.start.IsZero() || now.Sub(g.start) >= limitLogEvery {
-		g.start, g.n = now, 0
-	}
-	if g.n >= limitLogBurst {
-		g.dropped++
-		return 0, false
-	}
-	g.n++
-	dropped, g.dropped = g.dropped, 0
-	return dropped, true
 }
 
 // slots is the global in-flight cap, shared out fairly. When requests wait

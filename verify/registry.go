@@ -92,7 +92,10 @@ func NewMemoryRegistry() *MemoryRegistry {
 }
 
 // Add validates a registration and adds it, replacing any for the same
-// origin. Nothing is changed on error.
+// origin. Nothing is changed on error. Replacing is the operator's decision:
+// where tenants register themselves, check that the origin is not another
+// tenant's, and that the registration passes Verifier.Probe (which only the
+// origin's own confirmation URL can answer), before calling Add.
 func (m *MemoryRegistry) Add(origin, confirmURL string, secrets ...string) error {
 	reg, err := NewRegistration(origin, confirmURL, secrets...)
 	if err != nil {

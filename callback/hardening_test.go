@@ -1,0 +1,42 @@
+package callback_test
+
+import (
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"github.com/domainconfirm/domainconfirm/callback"
+)
+
+// Anyone can POST to the confirmation URL: a flood of unauthenticated
+// requests writes a bounded number of WARN records, and the public detail
+// says which check failed without the site's clock offset.
+func TestUnauthenticatedFloodIsQuiet(t *testing.T) {
+	var buf syncBuffer
+	f := newFixture(t, &callback.Config{Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	for i := range 5000 {
+		r := httptest.NewRequest(http.MethodPost, callback.DefaultPath, strings.NewReader(`{}`))
+		r.Header.Set("Content-Type", "application/json")
+		r.Header.Set("Domainconfirm-Id", "abc")
+		if i%2 == 0 {
+			r.Header.Set("Domainconfirm-Timestamp", "1")
+		}
+		w := httptest.NewRecorder()
+		f.site.ServeHTTP(w, r)
+		if w.Code != http.StatusUnauthorized {
+			t.Fatalf("request %d: %d %s", i, w.Code, w.Body)
+		}
+		if i == 0 {
+			assert.NotContains(t, w.Body.String(), "window")
+			assert.NotContains(t, w.Body.String(), time.Now().Format("2006"))
+		}
+	}
+	n := strings.Count(buf.String(), "unauthenticated confirmation request")
+	assert.GreaterOrEqual(t, n, 1)
+	assert.LessOrEqual(t, n, 20, "bounded: at most 20 records per 10 s")
+}
