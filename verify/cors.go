@@ -25,7 +25,7 @@ const CORSMaxAge = 600
 // from the page. Preflights (OPTIONS with Access-Control-Request-Method)
 // are answered here and never reach next. Allowed are the methods GET,
 // HEAD, POST, PUT, PATCH and DELETE and the request headers Domain-Confirm,
-// Content-Type and Accept; WWW-Authenticate and Retry-After are exposed, so
+// Content-Type and Accept (and Config.CORSAllowedHeaders); WWW-Authenticate and Retry-After are exposed, so
 // a page can read why a request was refused; preflights may be cached for
 // CORSMaxAge seconds. Credentials (cookies) are not allowed: the token is
 // the credential. Every answer carries Vary: Origin.
@@ -39,11 +39,20 @@ func (v *Verifier) CORS(next http.Handler) http.Handler {
 			http.MethodGet, http.MethodHead, http.MethodPost,
 			http.MethodPut, http.MethodPatch, http.MethodDelete,
 		},
-		AllowedHeaders:   []string{HeaderName, "Content-Type", "Accept"},
+		AllowedHeaders:   v.corsHeaders,
 		ExposedHeaders:   []string{"WWW-Authenticate", "Retry-After"},
 		MaxAge:           CORSMaxAge,
 		AllowCredentials: false,
 	}).Handler(next)
+}
+
+// AllowOrigin reports whether r comes from a page of a registered origin:
+// exactly one Origin header, in canonical form, registered. It is what
+// Verifier.CORS decides, for an app that composes its own CORS handling
+// (for example as rs/cors's AllowOriginRequestFunc).
+func (v *Verifier) AllowOrigin(r *http.Request) bool {
+	ok, _ := v.corsAllowed(r, r.Header.Get("Origin"))
+	return ok
 }
 
 // corsAllowed reports whether origin, a request's Origin header, is

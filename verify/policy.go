@@ -100,11 +100,28 @@ func WithActions(labels ...string) RequireOption {
 	}
 }
 
+// WithMaxBodyBytes gives the route its own limit on the request body the
+// verifier reads to hash it (413 above), instead of Config.MaxBodyBytes:
+// larger for an upload route, smaller for the rest.
+func WithMaxBodyBytes(n int64) RequireOption {
+	return func(p *policy) error {
+		if n <= 0 {
+			return errors.New("WithMaxBodyBytes needs a positive limit")
+		}
+		if p.level == RegisteredOrigin {
+			return errors.New("WithMaxBodyBytes needs a token level: a RegisteredOrigin route reads no body")
+		}
+		p.maxBody = n
+		return nil
+	}
+}
+
 // policy is what one route requires.
 type policy struct {
 	v       *Verifier
 	level   Level
 	actions []string // for ActionToken and IssuedToken; nil means any
+	maxBody int64    // this route's body limit; 0: Config.MaxBodyBytes
 }
 
 // Require returns a middleware that lets a request through to next only if
@@ -155,7 +172,7 @@ func (v *Verifier) Require(level Level, opts ...RequireOption) func(http.Handler
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			res, err := p.check(r.Context(), r)
 			if err != nil {
-				WriteError(w, err)
+				v.errorFunc(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), res)))

@@ -153,6 +153,18 @@ type Config struct {
 	// is logged. Records never contain a token or a secret.
 	Logger *slog.Logger
 
+	// ErrorHandler, if set, writes the answer to a request that Middleware
+	// or Require refuses, so that an app can use its own error envelope; err
+	// is the *Error (its Status, Reason, RetryAfter). It must not let the
+	// request through. If nil, WriteError: problem+json with the statuses
+	// and headers PROTOCOL.md §11 specifies.
+	ErrorHandler func(w http.ResponseWriter, r *http.Request, err error)
+
+	// CORSAllowedHeaders are request headers that Verifier.CORS allows in
+	// preflights besides Domain-Confirm, Content-Type and Accept, such as
+	// "Authorization" or "Idempotency-Key". Each must be an HTTP field name.
+	CORSAllowedHeaders []string
+
 	// Observer, if set, is called once per Verify (and once per request
 	// through Require) with the request's context (for its trace span or
 	// attributes) and the outcome, for metrics. It must not block.
@@ -175,6 +187,8 @@ type Verifier struct {
 	log         *slog.Logger
 	logOn       bool
 	observer    func(context.Context, Event)
+	errorFunc   func(w http.ResponseWriter, r *http.Request, err error)
+	corsHeaders []string
 	flight      singleflight.Group
 	probeLimit  *rate.Limiter
 	now         func() time.Time
@@ -207,6 +221,17 @@ func New(cfg Config) (*Verifier, error) {
 		observer:    cfg.Observer,
 		now:         time.Now,
 		probeLimit:  rate.NewLimiter(ProbesPerSecond, ProbeBurst),
+		errorFunc:   cfg.ErrorHandler,
+	}
+	if v.errorFunc == nil {
+		v.errorFunc = func(w http.ResponseWriter, _ *http.Request, err error) { WriteError(w, err) }
+	}
+	v.corsHeaders = []string{HeaderName, "Content-Type", "Accept"}
+	for _, h := range cfg.CORSAllowedHeaders {
+		if !isFieldName(h) {
+			return nil, fmt.Errorf("%w: CORSAllowedHeaders: %q is not an HTTP field name", ErrConfig, h)
+		}
+		v.corsHeaders = append(v.corsHeaders, h)
 	}
 	if v.replay == nil {
 		v.replay = NewMemoryReplayStore()
@@ -227,6 +252,35 @@ func New(cfg Config) (*Verifier, error) {
 		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight)
 	}
 	return v, nil
+}
+
+// isFieldName reports whether s is an HTTP field name (an RFC 9110 token).
+func isFieldName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// Ready reports whether the verifier can verify: its replay store and its
+// rejection cache answer (each asked about a key no token has), for a
+// readiness probe. It returns nil, or an error naming the store that
+// failed; it makes no call-back and changes nothing.
+func (v *Verifier) Ready(ctx context.Context) error {
+	const key = "0000000000000000000000000000000000000000000000000000000000000000"
+	if _, err := v.replay.Seen(ctx, key); err != nil {
+		return fmt.Errorf("verify: not ready: replay store: %w", err)
+	}
+	if _, _, err := v.negative.Get(ctx, "ready#"+key); err != nil {
+		return fmt.Errorf("verify: not ready: rejection cache: %w", err)
+	}
+	return nil
 }
 
 // defaults fills in the zero fields of cfg and refuses bad values.
@@ -314,7 +368,11 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 	if err := checkBrowserOrigin(r, origin); err != nil {
 		return nil, origin, false, err
 	}
-	ri, err := v.requestInfo(r, origin)
+	maxBody := v.maxBody
+	if p != nil && p.maxBody > 0 {
+		maxBody = p.maxBody
+	}
+	ri, err := v.requestInfo(r, origin, maxBody)
 	if err != nil {
 		return nil, origin, false, err
 	}
@@ -582,7 +640,7 @@ func targetPath(target string) string {
 }
 
 // requestInfo describes r for the call-back, hashing its body.
-func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo, error) {
+func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (wire.RequestInfo, error) {
 	// Bind the request target as received, in net/url's encoding (what a
 	// Go client writes for req.URL, PROTOCOL.md §3.4), for origin- and
 	// absolute-form alike; not r.URL, which http.StripPrefix rewrites.
@@ -604,10 +662,10 @@ func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo
 	}
 	ri := wire.RequestInfo{Method: r.Method, Path: path, BodySHA256: wire.EmptyBodySHA256}
 	if r.Body != nil && r.Body != http.NoBody {
-		if r.ContentLength > v.maxBody {
-			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
+		if r.ContentLength > maxBody {
+			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", maxBody), nil)
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, v.maxBody+1))
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 		r.Body.Close()
 		var tooBig *http.MaxBytesError
 		switch {
@@ -618,8 +676,8 @@ func (v *Verifier) requestInfo(r *http.Request, origin string) (wire.RequestInfo
 		case err != nil:
 			return ri, newError(ErrMalformed, "unreadable-body", origin, "the request body could not be read", err)
 		}
-		if int64(len(body)) > v.maxBody {
-			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", v.maxBody), nil)
+		if int64(len(body)) > maxBody {
+			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", maxBody), nil)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		ri.BodySHA256 = wire.BodySHA256(body)
