@@ -108,4 +108,3 @@ func ExampleConfig_errorHandler() {
 	fmt.Print(rec.Code, " ", rec.Body.String())
 	// Output: 401 {"error":"missing-token"}
 }
-
