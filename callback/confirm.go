@@ -132,7 +132,7 @@ var unauthenticatedDetail = map[string]string{
 // final at the first API.
 func (s *Site) authenticate(id, ts, sig string, body []byte, now time.Time) (*apiKeys, error) {
 	var err error
-	for _, a := range s.apis {
+	for _, a := range s.keySet().apis {
 		if err = wire.Verify(a.keys, wire.Request, id, ts, sig, body, now); err == nil || !errors.Is(err, wire.ErrSignature) {
 			return a, err
 		}

@@ -40,3 +40,29 @@ func TestUnauthenticatedFloodIsQuiet(t *testing.T) {
 	assert.GreaterOrEqual(t, n, 1)
 	assert.LessOrEqual(t, n, 20, "bounded: at most 20 records per 10 s")
 }
+
+// The Transport binds the subject the request's context carries.
+func TestTransportWithSubject(t *testing.T) {
+	api := newFakeAPI(t)
+	f := newFixtureFor(t, api.audience)
+	client := &http.Client{Transport: f.site.Transport(api.srv.Client().Transport)}
+	req, err := http.NewRequestWithContext(callback.WithSubject(t.Context(), "user-42"), http.MethodGet, api.srv.URL+"/v1/orders/7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	got := api.received()
+	if len(got) != 1 {
+		t.Fatalf("received %d requests", len(got))
+	}
+	assert.Equal(t, "user-42", f.confirmSeen(t, api.audience, got[0]).Subject)
+
+	bad, _ := http.NewRequestWithContext(callback.WithSubject(t.Context(), "\x07"), http.MethodGet, api.srv.URL+"/v1/orders/7", nil)
+	_, err = client.Do(bad)
+	assert.ErrorIs(t, err, callback.ErrIssue)
+	assert.Len(t, api.received(), 1, "nothing sent")
+}

@@ -137,7 +137,7 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: TTL %w", ErrIssue, err)
 	}
-	api := s.byAud[b.Audience]
+	api := s.keySet().byAud[b.Audience]
 	if api == nil {
 		return Token{}, fmt.Errorf("%w: %w %s", ErrIssue, ErrUnknownAudience, b.Audience)
 	}

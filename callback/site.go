@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/domainconfirm/domainconfirm/internal/loggate"
@@ -80,16 +81,26 @@ type Config struct {
 // A Site is safe for concurrent use.
 type Site struct {
 	origin string
-	apis   []*apiKeys          // in Config order
-	byAud  map[string]*apiKeys // by canonical audience
-	store  Store
-	ttl    time.Duration
-	log    *slog.Logger
-	now    func() time.Time
+	// keys are the APIs and their keys, swapped whole by SetAPIs: read it
+	// once per operation (keySet) and use that snapshot throughout.
+	keys  atomic.Pointer[keySet]
+	store Store
+	ttl   time.Duration
+	log   *slog.Logger
+	now   func() time.Time
 	// warnGate bounds the WARN records that anyone can cause by posting to
 	// the confirmation URL.
 	warnGate *loggate.Gate
 }
+
+// keySet is the immutable set of APIs a Site issues for and answers.
+type keySet struct {
+	apis  []*apiKeys          // in Config order
+	byAud map[string]*apiKeys // by canonical audience
+}
+
+// keySet returns the current APIs and keys.
+func (s *Site) keySet() *keySet { return s.keys.Load() }
 
 // apiKeys are the keys of one API: the secrets that sign confirmation
 // messages, and the token keys derived from them; tokens are issued with
@@ -113,15 +124,35 @@ func New(cfg Config) (*Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: TTL: %w", ErrConfig, err)
 	}
-	s := &Site{origin: origin, byAud: make(map[string]*apiKeys, len(cfg.APIs)), store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now,
+	ks, err := newKeySet(cfg.APIs)
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{origin: origin, store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now,
 		warnGate: loggate.New(10*time.Second, 20)}
+	s.keys.Store(ks)
+	if s.store == nil {
+		s.store = NewMemoryStore()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// newKeySet validates apis as Config.APIs.
+func newKeySet(apis []API) (*keySet, error) {
+	if len(apis) == 0 {
+		return nil, fmt.Errorf("%w: APIs: at least one API (audience and secrets) is required", ErrConfig)
+	}
+	ks := &keySet{byAud: make(map[string]*apiKeys, len(apis))}
 	owner := map[string]string{} // key bytes -> audience, to refuse a secret shared by two APIs
-	for i, api := range cfg.APIs {
+	for i, api := range apis {
 		aud, err := wire.NormalizeOrigin(api.Audience)
 		if err != nil {
 			return nil, fmt.Errorf("%w: APIs[%d].Audience: %w", ErrConfig, i, err)
 		}
-		if s.byAud[aud] != nil {
+		if ks.byAud[aud] != nil {
 			return nil, fmt.Errorf("%w: APIs[%d]: audience %s is configured twice", ErrConfig, i, aud)
 		}
 		keys, err := wire.ParseSecrets(api.Secrets)
@@ -139,25 +170,46 @@ func New(cfg Config) (*Site, error) {
 			return nil, fmt.Errorf("%w: APIs[%d] (%s).Secrets: %w", ErrConfig, i, aud, err)
 		}
 		a := &apiKeys{audience: aud, keys: keys, tokenKeys: tk}
-		s.apis = append(s.apis, a)
-		s.byAud[aud] = a
+		ks.apis = append(ks.apis, a)
+		ks.byAud[aud] = a
 	}
-	if s.store == nil {
-		s.store = NewMemoryStore()
+	return ks, nil
+}
+
+// SetAPIs replaces the site's APIs and their secrets at run time, as
+// Config.APIs would set them, without a restart: it validates apis as New
+// does (at least one API, valid audiences, none twice, 1 to 8 valid secrets
+// each, no secret shared by two APIs) and, on error, returns it and changes
+// nothing. Otherwise every later issue, confirmation, probe answer, token
+// handler and Transport request uses the new set; each of them uses one set
+// from start to end, never a mix. Issued tokens stay in the Store: one
+// issued before the change is confirmed if the API still signs with a
+// secret the new set holds for its audience.
+//
+// To rotate a secret (PROTOCOL.md §2.3): add the new secret last, here and
+// at the API; once the API holds it, move it first here (new tokens use it);
+// once the tokens issued with the old one have expired (at most MaxTTL),
+// drop the old secret here and at the API. An audience dropped from the set
+// is refused from then on (ErrUnknownAudience), also by token handlers and
+// Transports built for it.
+func (s *Site) SetAPIs(apis []API) error {
+	ks, err := newKeySet(apis)
+	if err != nil {
+		return err
 	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
-	}
-	return s, nil
+	s.keys.Store(ks)
+	return nil
 }
 
 // Origin returns the site's canonical origin.
 func (s *Site) Origin() string { return s.origin }
 
-// Audiences returns the canonical audiences of Config.APIs, in order.
+// Audiences returns the canonical audiences of Config.APIs (or of the
+// latest SetAPIs), in order.
 func (s *Site) Audiences() []string {
-	out := make([]string, len(s.apis))
-	for i, a := range s.apis {
+	apis := s.keySet().apis
+	out := make([]string, len(apis))
+	for i, a := range apis {
 		out[i] = a.audience
 	}
 	return out

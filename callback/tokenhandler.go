@@ -67,7 +67,7 @@ func (s *Site) TokenHandler(cfg TokenHandlerConfig) (http.Handler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences: %w", ErrConfig, err)
 		}
-		if s.byAud[n] == nil {
+		if s.keySet().byAud[n] == nil {
 			return nil, fmt.Errorf("%w: TokenHandlerConfig.Audiences: %s is not one of the Site's APIs", ErrConfig, n)
 		}
 		allowed[n] = true

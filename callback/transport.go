@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,6 +14,22 @@ import (
 // The client's request fails with it; nothing is sent to the redirect's
 // target.
 var ErrRedirect = errors.New("callback: no token issued for a redirect hop")
+
+// subjectKey is the context key of WithSubject.
+type subjectKey struct{}
+
+// WithSubject returns a copy of ctx under which a Transport binds subject
+// (the site's id of the signed-in user, say) to the token it issues for a
+// request made with that context, as IssueOptions.Subject does:
+//
+//	req, _ := http.NewRequestWithContext(callback.WithSubject(ctx, "user-42"), "POST", url, body)
+//
+// The subject is request data, not configuration: it says on whose behalf
+// this one call is made. An invalid subject (over 256 bytes, a control
+// character) makes the request fail with ErrIssue, unsent.
+func WithSubject(ctx context.Context, subject string) context.Context {
+	return context.WithValue(ctx, subjectKey{}, subject)
+}
 
 // TransportOption changes what a Transport issues tokens for.
 type TransportOption func(*transport) error
@@ -38,7 +55,7 @@ func OnlyAudiences(audiences ...string) TransportOption {
 			if err != nil {
 				return fmt.Errorf("OnlyAudiences: %w", err)
 			}
-			if t.site.byAud[n] == nil {
+			if t.site.keySet().byAud[n] == nil {
 				return fmt.Errorf("OnlyAudiences: %s is not one of the Site's APIs", n)
 			}
 			t.audiences[n] = true
@@ -99,7 +116,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// A RoundTripper must not modify the caller's request: work on a clone
 	// with its own header map and body.
 	out := req.Clone(req.Context())
-	if _, err := t.site.IssueForRequest(req.Context(), out, IssueOptions{}); err != nil {
+	subject, _ := req.Context().Value(subjectKey{}).(string)
+	if _, err := t.site.IssueForRequest(req.Context(), out, IssueOptions{Subject: subject}); err != nil {
 		if req.Body != nil {
 			req.Body.Close()
 		}

@@ -144,10 +144,12 @@
 // [ErrReplayed], or with [ErrRejected] (unknown-token) when they come too
 // late to share the call-back and the site has already consumed the token.
 //
-// A token the site rejected was consumed by that answer: the verifier marks
-// it as used in its ReplayStore, so it never causes another call-back, and
-// keeps the reason for Config.NegativeCacheTTL (30 seconds by default) in a
-// [NegativeCache] bounded in size, to tell a caller who presents it again. Unverified outcomes are never cached: the next request
+// A token the site judged and rejected was consumed by that answer: the
+// verifier marks it as used in its ReplayStore, so it never causes another
+// call-back (not for unknown-token, which another verifier may have had
+// confirmed a moment before), and keeps the reason for
+// Config.NegativeCacheTTL (30 seconds by default) in a [NegativeCache]
+// bounded in size, to tell a caller who presents it again. Unverified outcomes are never cached: the next request
 // calls back again.
 //
 // # Browser Origin check

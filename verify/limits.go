@@ -59,6 +59,11 @@ type originLimits struct {
 	openRefused int       // requests refused since the breaker opened
 	refusals    refusalCount
 
+	// The bucket's current budget, guarded by mu: the Config's or the
+	// registration's own (Registration.WithBudget).
+	rate  rate.Limit
+	burst int
+
 	// Guarded by limits.global.mu: this origin's place in the sharing of
 	// the global slots.
 	held      int       // global slots it holds
@@ -91,12 +96,21 @@ func newLimits(cfg *Config) *limits {
 	}
 }
 
-func (l *limits) of(origin string) *originLimits {
+// budgetOf returns the call-back budget of reg's origin: its own, or the
+// Config's.
+func (l *limits) budgetOf(reg *Registration) (rate.Limit, int) {
+	if reg.budget != nil {
+		return rate.Limit(reg.budget.perSecond), reg.budget.burst
+	}
+	return l.rate, l.burst
+}
+
+func (l *limits) of(origin string, r rate.Limit, b int) *originLimits {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	o := l.origins[origin]
 	if o == nil {
-		o = &originLimits{origin: origin, bucket: rate.NewLimiter(l.rate, l.burst), inFlight: make(chan struct{}, l.perOrigin)}
+		o = &originLimits{origin: origin, bucket: rate.NewLimiter(r, b), rate: r, burst: b, inFlight: make(chan struct{}, l.perOrigin)}
 		l.origins[origin] = o
 	}
 	return o
@@ -111,16 +125,31 @@ func (l *limits) of(origin string) *originLimits {
 // is queued rather than refused while a slow origin cannot pile up
 // call-backs beyond the caps. Global slots are shared out fairly (see
 // slots): slow origins cannot take them from the others.
-func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (release func(answered bool, end time.Time), err *Error) {
-	o := l.of(origin)
+//
+// The origin's budget is reg's (Registration.WithBudget) or the Config's;
+// a registration whose budget changed since the origin's last call-back
+// changes the bucket's rate and burst as from that call-back, keeping the
+// tokens the bucket held then (capped at the new burst).
+func (l *limits) acquire(ctx context.Context, reg *Registration, now time.Time) (release func(answered bool, end time.Time), err *Error) {
+	origin := reg.origin
+	r, b := l.budgetOf(reg)
+	o := l.of(origin, r, b)
 
 	o.mu.Lock()
+	if r != o.rate || b != o.burst {
+		// A changed budget counts from the origin's last call-back on:
+		// raising a throttled origin's rate helps at once.
+		o.bucket.SetLimitAt(o.last, r)
+		o.bucket.SetBurstAt(o.last, b)
+		o.rate, o.burst = r, b
+	}
 	if now.Before(o.last) {
 		// Callers read the clock before taking the lock; the bucket would
 		// credit a refill twice for a time earlier than one it has seen.
 		now = o.last
 	}
 	o.last = now
+	bucketRate := o.rate
 	half := false
 	if o.failures >= l.threshold {
 		if now.Before(o.openUntil) {
@@ -140,7 +169,7 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 	if o.bucket.TokensAt(now) < 1 {
 		o.mu.Unlock()
 		undoProbeLocked(o, half)
-		return nil, l.refuse(ctx, o, now, rateLimited(origin, l.rate))
+		return nil, l.refuse(ctx, o, now, rateLimited(origin, bucketRate))
 	}
 	o.mu.Unlock()
 
@@ -182,12 +211,13 @@ func (l *limits) acquire(ctx context.Context, origin string, now time.Time) (rel
 		return nil, breakerOpen(origin, max(wait, time.Second))
 	}
 	allowed := o.bucket.AllowN(o.last, 1)
+	bucketRate = o.rate
 	o.mu.Unlock()
 	if !allowed {
 		l.global.giveBack(o, slow)
 		<-o.inFlight
 		undoProbeLocked(o, half)
-		return nil, l.refuse(ctx, o, now, rateLimited(origin, l.rate))
+		return nil, l.refuse(ctx, o, now, rateLimited(origin, bucketRate))
 	}
 	began := time.Now() // monotonic: how long the slot is held, whatever the verifier's clock
 	return func(answered bool, end time.Time) {
@@ -268,6 +298,10 @@ func undoProbeLocked(o *originLimits, half bool) {
 func rateLimited(origin string, r rate.Limit) *Error {
 	e := newError(ErrRateLimited, "rate-limited", origin,
 		"this origin's call-back budget is spent; retry later", nil)
+	if r <= 0 { // an origin's own budget of 0 per second: it never refills
+		e.RetryAfter = time.Minute
+		return e
+	}
 	e.RetryAfter = max(time.Second, time.Duration(math.Ceil(float64(time.Second)/float64(r))))
 	return e
 }

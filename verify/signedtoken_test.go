@@ -443,14 +443,14 @@ func TestOneCallbackPerTokenWhateverTheRequest(t *testing.T) {
 	assert.Equal(t, int64(1), f.srv.Calls(), "one call-back for the token")
 }
 
-// A token its site rejected was consumed by that answer: however the
-// rejection cache fares (here it holds nothing), the token never causes
+// A token its site judged and rejected was consumed by that answer: however
+// the rejection cache fares (here it holds nothing), the token never causes
 // another call-back and the local level refuses it.
 func TestRejectedTokenIsUsedUp(t *testing.T) {
-	f := newSignedFixture(t, func(c *verify.Config) { c.NegativeCache = forgetfulCache{} })
-	header := unissued(f.secret, f.srv.Origin)
+	f := newFixture(t, func(c *verify.Config) { c.NegativeCache = forgetfulCache{} })
+	header := f.expiredAction(t) // fresh by its own times, expired in the site's record
 	_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
-	requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+	requireError(t, err, verify.ErrRejected, wire.ReasonTokenExpired)
 	for range 5 {
 		_, err = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", header))
 		requireError(t, err, verify.ErrReplayed, "token-replayed")

@@ -436,7 +436,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		if e := v.remembered(waitCtx, origin, key, negKey); e != nil {
 			return nil, e
 		}
-		release, lerr := v.limits.acquire(waitCtx, origin, v.now())
+		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
 		if lerr != nil {
 			return nil, lerr
 		}
@@ -451,13 +451,19 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		defer cancelMark()
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
-			// The site consumed the token with this answer: it can never
-			// be confirmed, so it is remembered as used for as long as it
-			// could be presented (no more call-backs for it, and the local
-			// level refuses it too), and the reason is cached to tell the
-			// caller. Both are best effort: a failure only costs a later
-			// call-back, which the site answers the same.
-			_, _ = v.replay.Mark(markCtx, key, v.replayTTL(tokenExpiry))
+			// The reason is cached to tell the caller. A token the site
+			// judged and rejected was consumed by that answer and can
+			// never be confirmed: it is also remembered as used for as
+			// long as it could be presented (no more call-backs for it,
+			// and the local level refuses it), whatever becomes of the
+			// cache. Not for unknown-token: the site may not know the token
+			// because another verifier sharing the replay store has just
+			// had it confirmed, and that verifier's mark must win. Both
+			// are best effort: a failure only costs a later call-back,
+			// which the site answers the same.
+			if e.Reason != wire.ReasonUnknownToken {
+				_, _ = v.replay.Mark(markCtx, key, v.replayTTL(tokenExpiry))
+			}
 			_ = v.negative.Add(markCtx, negKey, e.Reason, v.negativeTTL)
 		}
 		if err != nil {

@@ -386,15 +386,13 @@ func TestNegativeCache(t *testing.T) {
 	t.Run("a full cache drops new entries", func(t *testing.T) {
 		f := newFixture(t, func(c *verify.Config) { c.NegativeCacheSize = 1 })
 		first, second := unissued(f.secret, f.srv.Origin), unissued(f.secret, f.srv.Origin)
-		for _, h := range []string{first, second, first} {
+		for _, h := range []string{first, second, first, second} {
 			_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 			requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
 		}
-		// The second rejection found no room in the cache, but the site
-		// consumed the token with it: the replay memory remembers it as used.
-		_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", second))
-		requireError(t, err, verify.ErrReplayed, "token-replayed")
-		assert.Equal(t, int64(2), f.srv.Calls(), "one call-back per token, cached or not")
+		// unknown-token is not marked in the replay memory (another verifier
+		// may have had the token confirmed): the uncached one calls back.
+		assert.Equal(t, int64(3), f.srv.Calls(), "the first token is cached, the second is not")
 	})
 
 	t.Run("an unverified outcome is not cached", func(t *testing.T) {
