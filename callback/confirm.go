@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -61,6 +62,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("WWW-Authenticate", `DomainConfirm-Signature error="`+reason+`"`)
 		wire.WriteProblem(w, http.StatusUnauthorized, reason, "Confirmation request not authenticated", unauthenticatedDetail[reason])
+		s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Result: "refused", Reason: reason})
 		return
 	}
 	req, err := wire.DecodeConfirmRequest(body)
@@ -88,6 +90,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			slog.String("audience", req.Audience), slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", "1")
 		wire.WriteProblem(w, http.StatusServiceUnavailable, "store-unavailable", "Token store unavailable", "the site's token store could not be read")
+		s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: "refused", Reason: "store-unavailable"})
 		return
 	}
 	resp := wire.ConfirmResponse{Version: 1, Type: wire.TypeConfirm, Challenge: req.Challenge, Result: wire.ResultRejected}
@@ -117,6 +120,14 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
 	s.writeSigned(w, api, id, resp.AppendJSON(make([]byte, 0, 512)))
+	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: resp.Result, Reason: resp.Reason})
+}
+
+// observe reports an Event to Config.Observer, if set.
+func (s *Site) observe(ctx context.Context, e Event) {
+	if s.observer != nil {
+		s.observer(ctx, e)
+	}
 }
 
 // unauthenticatedDetail is the public detail of each signature failure.
@@ -151,6 +162,7 @@ func (s *Site) audienceSigned(w http.ResponseWriter, r *http.Request, api *apiKe
 	s.log.LogAttrs(r.Context(), slog.LevelWarn, "domainconfirm: confirmation request for another API's audience",
 		slog.String("signed_by", api.audience), slog.String("audience", audience))
 	w.Header().Set("WWW-Authenticate", `DomainConfirm-Signature error="bad-signature"`)
+	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: api.audience, Result: "refused", Reason: "bad-signature"})
 	wire.WriteProblem(w, http.StatusUnauthorized, "bad-signature", "Confirmation request not authenticated",
 		"signed with the secrets of another API than its audience")
 	return false
@@ -187,6 +199,7 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, api *apiKeys,
 		return
 	}
 	s.writeSigned(w, api, id, out)
+	s.observe(r.Context(), Event{Kind: wire.TypeProbe, Audience: req.Audience, Result: "answered"})
 }
 
 // writeSigned writes a 200 JSON answer signed in the response direction

@@ -1,10 +1,12 @@
 package callback_test
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,4 +67,27 @@ func TestTransportWithSubject(t *testing.T) {
 	_, err = client.Do(bad)
 	assert.ErrorIs(t, err, callback.ErrIssue)
 	assert.Len(t, api.received(), 1, "nothing sent")
+}
+
+// The site's Observer sees every confirmation answered or refused.
+func TestSiteObserver(t *testing.T) {
+	var mu sync.Mutex
+	var events []callback.Event
+	f := newFixture(t, &callback.Config{Observer: func(_ context.Context, e callback.Event) {
+		mu.Lock()
+		events = append(events, e)
+		mu.Unlock()
+	}})
+	token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
+	f.confirm(t, confirmRequest(token, orderRequest.info()))
+	f.confirm(t, confirmRequest(token, orderRequest.info())) // used: unknown-token
+	w, _ := f.post(t, marshal(t, confirmRequest(token, orderRequest.info())), signing{keys: nil})
+	problem(t, w, http.StatusUnauthorized, "bad-signature")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Equal(t, []callback.Event{
+		{Kind: "confirm", Audience: apiOrigin, Result: "confirmed"},
+		{Kind: "confirm", Audience: apiOrigin, Result: "rejected", Reason: "unknown-token"},
+		{Kind: "confirm", Result: "refused", Reason: "bad-signature"},
+	}, events)
 }

@@ -1,6 +1,7 @@
 package callback
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -74,6 +75,28 @@ type Config struct {
 	// errors). If nil, nothing is logged. Records never contain a token or
 	// a secret.
 	Logger *slog.Logger
+
+	// Observer, if set, is called with the request's context once per
+	// confirmation request the handler answers or refuses for its
+	// signature, store or audience, and once per probe answered, for
+	// metrics. It must not block. Events never contain a token or a secret.
+	Observer func(context.Context, Event)
+}
+
+// Event describes what the confirmation handler did with one request.
+type Event struct {
+	// Kind is "confirm" or "probe".
+	Kind string
+	// Audience is the API whose secrets signed the request; "" when no
+	// API's did.
+	Audience string
+	// Result is "confirmed" or "rejected" for an answered confirmation,
+	// "answered" for a probe, "refused" when the request was not answered
+	// with a signed message.
+	Result string
+	// Reason is the rejection or refusal reason (unknown-token,
+	// bad-signature, store-unavailable, ...), "" when confirmed.
+	Reason string
 }
 
 // Site issues one-time tokens for this site and answers the API's
@@ -83,11 +106,12 @@ type Site struct {
 	origin string
 	// keys are the APIs and their keys, swapped whole by SetAPIs: read it
 	// once per operation (keySet) and use that snapshot throughout.
-	keys  atomic.Pointer[keySet]
-	store Store
-	ttl   time.Duration
-	log   *slog.Logger
-	now   func() time.Time
+	keys     atomic.Pointer[keySet]
+	store    Store
+	ttl      time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	observer func(context.Context, Event)
 	// warnGate bounds the WARN records that anyone can cause by posting to
 	// the confirmation URL.
 	warnGate *loggate.Gate
@@ -129,7 +153,7 @@ func New(cfg Config) (*Site, error) {
 		return nil, err
 	}
 	s := &Site{origin: origin, store: cfg.Store, ttl: ttl, log: cfg.Logger, now: time.Now,
-		warnGate: loggate.New(10*time.Second, 20)}
+		warnGate: loggate.New(10*time.Second, 20), observer: cfg.Observer}
 	s.keys.Store(ks)
 	if s.store == nil {
 		s.store = NewMemoryStore()

@@ -56,7 +56,7 @@ func (g *destinationGuard) control(network, address string, c syscall.RawConn) e
 // or newer, timeouts on every phase, and enough idle connections per origin
 // that concurrent call-backs reuse connections instead of paying a TLS
 // handshake each (Go's default keeps 2 per host).
-func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPool, perOrigin, total int) *http.Client {
+func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPool, perOrigin, total int, wrap func(http.RoundTripper) http.RoundTripper) *http.Client {
 	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second, Control: guard.control}
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if v.dialRewrite != nil { // tests only: point a name at an address
@@ -79,7 +79,13 @@ func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPoo
 		ForceAttemptHTTP2:      true,
 		DisableCompression:     true, // the cap applies to bytes on the wire
 	}
-	return &http.Client{Transport: tr, CheckRedirect: noRedirect, Timeout: v.timeout}
+	var rt http.RoundTripper = tr
+	if wrap != nil {
+		// Around the guarded transport: the wrapper sees each call-back
+		// (spans, headers, metrics), the guard still checks every dial.
+		rt = wrap(tr)
+	}
+	return &http.Client{Transport: rt, CheckRedirect: noRedirect, Timeout: v.timeout}
 }
 
 func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }

@@ -71,6 +71,15 @@ type Config struct {
 	// are never followed: it is then yours to make safe.
 	Client *http.Client
 
+	// WrapTransport, if set, wraps the default client's transport, the one
+	// that checks every dial: otelhttp.NewTransport for spans and a
+	// traceparent header on call-backs, or a metrics or logging
+	// RoundTripper. The wrapper must pass requests on to the transport it
+	// was given (which keeps the destination guard, the deadlines and the
+	// connection pool) and must not follow redirects. It cannot be
+	// combined with Client.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+
 	// RootCAs, if set, replaces the system roots of the default client.
 	RootCAs *x509.CertPool
 
@@ -243,13 +252,16 @@ func New(cfg Config) (*Verifier, error) {
 		v.log = slog.New(slog.DiscardHandler)
 	}
 	v.logOn = v.log.Enabled(context.Background(), slog.LevelDebug) || v.log.Enabled(context.Background(), slog.LevelWarn)
+	if cfg.Client != nil && cfg.WrapTransport != nil {
+		return nil, fmt.Errorf("%w: WrapTransport wraps the default client's transport; with Client, wrap your own", ErrConfig)
+	}
 	if cfg.Client != nil {
 		c := *cfg.Client // never follow redirects, even with the caller's client
 		c.CheckRedirect = noRedirect
 		v.client = &c
 	} else {
 		guard := newDestinationGuard(cfg.CallbackPorts, cfg.UnsafeAllowPrivateAddresses)
-		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight)
+		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight, cfg.WrapTransport)
 	}
 	return v, nil
 }
