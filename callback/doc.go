@@ -157,6 +157,9 @@
 // answer with all of them, so the two sides never need to change at the same
 // moment.
 //
+// [Site.SetAPIs] changes the APIs and their secrets while the site runs, so
+// each rotation step needs no restart.
+//
 // # Logging
 //
 // Tokens and secrets are never logged and never appear in an error message.
@@ -164,5 +167,10 @@
 // [Token.Value] only to send it. A Site logs only through [Config].Logger, if
 // set: at most one record per confirmation request, naming a token only by the
 // first 16 hex digits of its SHA-256 (the start of the confirmation request's
-// token_sha256), enough to follow it and useless to present.
+// token_sha256), enough to follow it and useless to present. Records of
+// requests anyone can send (unauthenticated confirmation requests) are
+// bounded: at most 20 every 10 seconds, the next one counting those left out.
+// [Config].Observer gets one [Event] per confirmation answered or refused, for
+// metrics; [WithSubject] binds a subject to the token the Transport issues for
+// a request made with that context.
 package callback

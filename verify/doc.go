@@ -240,6 +240,18 @@
 // first, so that origins answering validly but slowly, however many are
 // registered, cannot take the verifier from the others.
 //
+// # Running it
+//
+// A [MemoryRegistry] changes while the API runs: [MemoryRegistry.ReloadFile]
+// and [MemoryRegistry.Replace] swap every entry at once (nothing changes on
+// error), [MemoryRegistry.Disable] switches one origin off, and
+// [Registration.WithBudget] gives one origin its own call-back budget.
+// Config.ErrorHandler writes refusals in an app's own error envelope,
+// Config.CORSAllowedHeaders and [Verifier.AllowOrigin] fit an app's CORS,
+// [WithMaxBodyBytes] gives a route its own body limit, [Verifier.Ready]
+// answers a readiness probe, and Config.WrapTransport wraps the call-back
+// transport (otelhttp, metrics) without giving up the destination guard.
+//
 // # Diagnostics
 //
 // [Verifier.Probe] sends a signed probe to a registration's confirmation
