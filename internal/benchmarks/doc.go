@@ -5,7 +5,7 @@
 // handler against the same handler behind the local level, over loopback
 // HTTP), all in one package so that their ratios can be read from one run of
 //
-//	go test -run '^$' -bench . -benchmem ./internal/benchmarks/
+//	cd internal/benchmarks && go test -run '^$' -bench . -benchmem ./
 //
 // It has no API and nothing imports it.
 package benchmarks

@@ -3,7 +3,7 @@ package benchmarks
 // The Redis stores beside the in-memory ones, at 1 and at 32 goroutines, in
 // one run:
 //
-//	DOMAINCONFIRM_REDIS_ADDR=127.0.0.1:6379 go test -run '^$' -bench Redis -benchmem ./internal/benchmarks/
+//	cd internal/benchmarks && DOMAINCONFIRM_REDIS_ADDR=127.0.0.1:6379 go test -run '^$' -bench Redis -benchmem ./
 //
 // Without DOMAINCONFIRM_REDIS_ADDR the Redis cases skip and the in-memory
 // ones run. Each reports ops/s. The Redis cases run through a plain

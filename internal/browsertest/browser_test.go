@@ -358,7 +358,7 @@ func browser(t *testing.T, e *env) context.Context {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("%s (CI=true: the browser test must run)", msg)
 		}
-		t.Skipf("%s; to run this test install Debian's chromium (apt-get install -y chromium) and run go test ./internal/browsertest, or run .ci/run", msg)
+		t.Skipf("%s; to run this test install Debian's chromium (apt-get install -y chromium) and run go test ./... in internal/browsertest (its own module), or run .ci/run", msg)
 	}
 	var path string
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {

@@ -4,10 +4,10 @@
 // TLS under their example host names, and calls an API guarded by
 // verify.Verifier.CORS and verify.Verifier.Require.
 //
-// It is a separate package so that chromedp stays out of the import graph of
-// verify and callback (internal/depcheck checks that). Run it with
+// It is a separate module so that chromedp stays out of the module graph of
+// the root module (internal/depcheck and .ci/run check that). Run it with
 //
-//	go test ./internal/browsertest -v
+//	cd internal/browsertest && go test -v ./
 //
 // It needs Debian's chromium (apt-get install -y chromium). Without it the
 // test skips, except under CI=true, where it fails. When
