@@ -172,3 +172,38 @@ func TestBreakerStopsQueuedCallbacks(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, int64(1), fake.Calls(), "one call-back opens the breaker; the queued ones fail fast: %v", reasons)
 }
+
+// Stats counts call-backs in flight and open breakers, for gauges.
+func TestStats(t *testing.T) {
+	secret := callback.GenerateSecret()
+	release := make(chan struct{})
+	fake := sitetest.NewFake(t, func(w http.ResponseWriter, req *sitetest.Request) {
+		select {
+		case <-release:
+		case <-req.Done:
+		}
+		sitetest.Problem(http.StatusInternalServerError, "internal-error")(w, req)
+	})
+	reg := verify.NewMemoryRegistry()
+	if err := reg.Add(fake.Origin, "", secret); err != nil {
+		t.Fatal(err)
+	}
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: fake.Roots, UnsafeAllowPrivateAddresses: true,
+		BreakerThreshold: 2, CallbackTimeout: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assert.Equal(t, verify.Stats{}, v.Stats())
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			_, _ = v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", unissued(secret, fake.Origin)))
+		})
+	}
+	// Both call-backs are held at the site: two in flight.
+	assert.Eventually(t, func() bool { return fake.Calls() == 2 }, 30*time.Second, time.Millisecond)
+	assert.Equal(t, 2, v.Stats().InFlight)
+	close(release)
+	wg.Wait()
+	assert.Equal(t, verify.Stats{InFlight: 0, OpenBreakers: 1}, v.Stats())
+}

@@ -537,3 +537,35 @@ func (s *slots) unqueueLocked(o *originLimits) {
 		}
 	}
 }
+
+// Stats is a snapshot of a verifier's call-back limits, for gauges.
+type Stats struct {
+	// InFlight is the number of call-backs in flight now, to all origins.
+	InFlight int
+	// OpenBreakers is the number of origins whose circuit breaker is open
+	// (failing fast) or half-open (one call-back probing the origin).
+	OpenBreakers int
+}
+
+// Stats returns a snapshot of the call-backs in flight and the open
+// breakers. It takes the limits' locks briefly: call it from a metrics
+// collector, not per request.
+func (v *Verifier) Stats() Stats {
+	l := v.limits
+	l.mu.Lock()
+	origins := make([]*originLimits, 0, len(l.origins))
+	for _, o := range l.origins {
+		origins = append(origins, o)
+	}
+	l.mu.Unlock()
+	var s Stats
+	for _, o := range origins {
+		s.InFlight += len(o.inFlight)
+		o.mu.Lock()
+		if o.failures >= l.threshold {
+			s.OpenBreakers++
+		}
+		o.mu.Unlock()
+	}
+	return s
+}
