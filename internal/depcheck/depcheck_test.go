@@ -2,11 +2,12 @@
 // that does not use Redis gets no Redis client in its module graph, nor other
 // heavy dependencies meant for the optional Redis modules or for tests.
 //
-// The Redis stores (verify/redisstore, callback/redisstore) and the
-// test-only packages that need go-redis or chromedp (internal/redistest,
-// internal/benchmarks, internal/browsertest) are modules of their own, so
-// the root module's graph must not even list those dependencies. .ci/run
-// checks the same from a user's side, with a throwaway consumer module.
+// The Redis stores (verify/redisstore, callback/redisstore), the
+// OpenTelemetry metrics (verify/otelmetrics) and the test-only packages that
+// need go-redis or chromedp (internal/redistest, internal/benchmarks,
+// internal/browsertest) are modules of their own, so the root module's graph
+// must not even list those dependencies. .ci/run checks the same from a
+// user's side, with a throwaway consumer module.
 package depcheck
 
 import (
@@ -29,7 +30,7 @@ var core = []string{module + "/verify", module + "/callback"}
 var forbidden = []string{
 	"github.com/redis/go-redis", // only the verify/redisstore and callback/redisstore modules
 	"github.com/chromedp",       // only the internal/browsertest module
-	"go.opentelemetry.io",
+	"go.opentelemetry.io",       // only the verify/otelmetrics module
 }
 
 func isForbidden(path string) (string, bool) {
@@ -66,9 +67,10 @@ func TestCoreDependencies(t *testing.T) {
 	}
 }
 
-// The checks above would see go-redis and chromedp if they came back: the
-// nested modules that need them do require them, and are nested modules
-// (their own go.mod), which is what keeps them out of the root's graph.
+// The checks above would see go-redis, chromedp and OpenTelemetry if they
+// came back: the nested modules that need them do require them, and are
+// nested modules (their own go.mod), which is what keeps them out of the
+// root's graph.
 func TestNestedModulesRequireThem(t *testing.T) {
 	root := rootDir(t)
 	for dir, want := range map[string]string{
@@ -77,6 +79,7 @@ func TestNestedModulesRequireThem(t *testing.T) {
 		"internal/redistest":   "github.com/redis/go-redis/v9",
 		"internal/benchmarks":  "github.com/redis/go-redis/v9",
 		"internal/browsertest": "github.com/chromedp/chromedp",
+		"verify/otelmetrics":   "go.opentelemetry.io/otel/metric",
 	} {
 		b, err := os.ReadFile(filepath.Join(root, dir, "go.mod"))
 		if err != nil {
