@@ -80,6 +80,14 @@ type Config struct {
 	// combined with Client.
 	WrapTransport func(http.RoundTripper) http.RoundTripper
 
+	// CallbackProxy, if set, is an egress proxy (http://host:port, with
+	// optional user:password) that the default client tunnels every
+	// call-back through with CONNECT, keeping the destination guard: the
+	// verifier resolves the origin's name itself, checks every address, and
+	// asks the proxy for the checked address. If nil, no proxy: none is ever
+	// taken from the environment.
+	CallbackProxy *url.URL
+
 	// RootCAs, if set, replaces the system roots of the default client.
 	RootCAs *x509.CertPool
 
@@ -252,6 +260,12 @@ func New(cfg Config) (*Verifier, error) {
 		v.log = slog.New(slog.DiscardHandler)
 	}
 	v.logOn = v.log.Enabled(context.Background(), slog.LevelDebug) || v.log.Enabled(context.Background(), slog.LevelWarn)
+	if p := cfg.CallbackProxy; p != nil && (p.Scheme != "http" || p.Host == "" || (p.Path != "" && p.Path != "/") || p.RawQuery != "") {
+		return nil, fmt.Errorf("%w: CallbackProxy must be http://host:port", ErrConfig)
+	}
+	if cfg.Client != nil && (cfg.WrapTransport != nil || cfg.CallbackProxy != nil) {
+		return nil, fmt.Errorf("%w: WrapTransport and CallbackProxy apply to the default client; with Client, set them up on your own", ErrConfig)
+	}
 	if cfg.Client != nil && cfg.WrapTransport != nil {
 		return nil, fmt.Errorf("%w: WrapTransport wraps the default client's transport; with Client, wrap your own", ErrConfig)
 	}
@@ -261,7 +275,7 @@ func New(cfg Config) (*Verifier, error) {
 		v.client = &c
 	} else {
 		guard := newDestinationGuard(cfg.CallbackPorts, cfg.UnsafeAllowPrivateAddresses)
-		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight, cfg.WrapTransport)
+		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight, cfg.WrapTransport, cfg.CallbackProxy)
 	}
 	return v, nil
 }
