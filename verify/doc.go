@@ -249,8 +249,12 @@
 // Config.ErrorHandler writes refusals in an app's own error envelope,
 // Config.CORSAllowedHeaders and [Verifier.AllowOrigin] fit an app's CORS,
 // [WithMaxBodyBytes] gives a route its own body limit, [Verifier.Ready]
-// answers a readiness probe, and Config.WrapTransport wraps the call-back
-// transport (otelhttp, metrics) without giving up the destination guard.
+// answers a readiness probe, Config.WrapTransport wraps the call-back
+// transport (otelhttp, metrics) and Config.CallbackProxy sends call-backs
+// through an egress proxy, both without giving up the destination guard.
+// Package github.com/domainconfirm/domainconfirm/verify/otelmetrics, a
+// module of its own, turns Config.Observer events and [Verifier.Stats] into
+// OpenTelemetry metrics.
 //
 // # Diagnostics
 //
