@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -206,4 +207,34 @@ func TestStats(t *testing.T) {
 	close(release)
 	wg.Wait()
 	assert.Equal(t, verify.Stats{InFlight: 0, OpenBreakers: 1}, v.Stats())
+}
+
+// A registry file is read as strictly as the protocol's messages, and its
+// errors never quote a member name (a secret pasted as a name).
+func TestRegistryFileStrict(t *testing.T) {
+	secret := callback.GenerateSecret()
+	good := `{"origins":[{"origin":"https://shop.example","secrets":["` + secret + `"]}]}`
+	for name, body := range map[string]string{
+		"a secret as a member name":   `{"` + secret + `":1}`,
+		"null":                        `null`,
+		"a member in another case":    `{"ORIGINS":[]}`,
+		"a duplicate member":          `{"origins":[{"origin":"https://a.example","origin":"https://b.example","secrets":["` + secret + `"]}]}`,
+		"trailing data":               good + `{}`,
+		"a member name in other case": `{"origins":[{"Origin":"https://shop.example","secrets":["` + secret + `"]}]}`,
+	} {
+		path := t.TempDir() + "/origins.json"
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := verify.LoadRegistryFile(path)
+		if assert.Error(t, err, name) {
+			assert.NotContains(t, err.Error(), strings.TrimPrefix(secret, "dcsec_"), name)
+		}
+	}
+	path := t.TempDir() + "/origins.json"
+	if err := os.WriteFile(path, []byte(good), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := verify.LoadRegistryFile(path)
+	assert.NoError(t, err)
 }

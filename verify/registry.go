@@ -1,14 +1,14 @@
 package verify
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"os"
+	"regexp"
+	"strings"
 	"sync"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
@@ -317,6 +317,23 @@ func LoadRegistryFile(path string) (*MemoryRegistry, error) {
 	return m, nil
 }
 
+// unknownField matches the member name encoding/json quotes in its errors.
+var unknownField = regexp.MustCompile(`unknown field "([^"]*)"`)
+
+// scrubJSONError returns err's text for an operator: the decoder's own, with
+// an unknown member's name quoted only when it cannot be a credential (a
+// secret or token pasted where a name goes, or anything long).
+func scrubJSONError(err error) string {
+	msg := strings.TrimPrefix(err.Error(), wire.ErrMessage.Error()+": ")
+	return unknownField.ReplaceAllStringFunc(msg, func(m string) string {
+		name := unknownField.FindStringSubmatch(m)[1]
+		if len(name) > 32 || strings.Contains(name, wire.SecretPrefix) || strings.Contains(name, wire.TokenPrefix) {
+			return "an unknown member (its name is not shown)"
+		}
+		return m
+	})
+}
+
 // readRegistryFile reads and validates a registry file, all or nothing.
 func readRegistryFile(path string) (map[string]*Registration, error) {
 	data, err := os.ReadFile(path)
@@ -324,13 +341,11 @@ func readRegistryFile(path string) (map[string]*Registration, error) {
 		return nil, fmt.Errorf("verify: registry file: %w", err)
 	}
 	var f registryFile
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&f); err != nil {
-		return nil, fmt.Errorf("verify: registry file %s: not the documented JSON: %w", path, err)
-	}
-	if dec.More() {
-		return nil, fmt.Errorf("verify: registry file %s: data after the JSON object", path)
+	// As strict as the protocol's own messages: one JSON object, no unknown,
+	// duplicate or case-variant member, nothing after it. The error names no
+	// member: a secret pasted where a name goes must not reach a log.
+	if err := wire.Decode(data, &f); err != nil {
+		return nil, fmt.Errorf("verify: registry file %s: not the documented JSON (%s)", path, scrubJSONError(err))
 	}
 	regs := make(map[string]*Registration, len(f.Origins))
 	for i, o := range f.Origins {
