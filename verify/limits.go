@@ -221,11 +221,10 @@ func (l *limits) acquire(ctx context.Context, reg *Registration, now time.Time) 
 	}
 	began := time.Now() // monotonic: how long the slot is held, whatever the verifier's clock
 	return func(answered bool, end time.Time) {
-		// The slots first: nothing below may keep them (a Logger may panic).
 		took := time.Since(began)
-		becameSlow := l.global.release(o, slow, took > l.slowAfter, end)
-		<-o.inFlight
-
+		// The breaker's state before the slots: a request waiting for this
+		// slot must see the breaker this call-back opened. Then the slots,
+		// before anything that could keep them (a Logger may panic).
 		o.mu.Lock()
 		wasOpen := o.failures >= l.threshold
 		o.probing = false
@@ -249,6 +248,8 @@ func (l *limits) acquire(ctx context.Context, reg *Registration, now time.Time) 
 		}
 		failures = o.failures
 		o.mu.Unlock()
+		becameSlow := l.global.release(o, slow, took > l.slowAfter, end)
+		<-o.inFlight
 
 		ctx := context.Background()
 		if becameSlow {
