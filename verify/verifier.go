@@ -650,27 +650,6 @@ func checkBrowserOrigin(r *http.Request, origin string) error {
 	return nil
 }
 
-// targetPath returns the origin-form of a request target: itself, or for an
-// absolute-form target the part after the authority ("/" when empty).
-func targetPath(target string) string {
-	if strings.HasPrefix(target, "/") {
-		return target
-	}
-	i := strings.Index(target, "://")
-	if i < 0 {
-		return target
-	}
-	rest := target[i+3:]
-	j := strings.IndexAny(rest, "/?")
-	if j < 0 {
-		return "/"
-	}
-	if rest[j] == '?' {
-		return "/" + rest[j:]
-	}
-	return rest[j:]
-}
-
 // requestInfo describes r for the call-back, hashing its body.
 func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (wire.RequestInfo, error) {
 	// Bind the request target as received, in net/url's encoding (what a
@@ -687,7 +666,7 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 		// '%2F' next to characters it escapes, ...) would be bound under
 		// another spelling than the one a router that routes on RawPath
 		// sees. Go clients and the page script send the canonical form.
-		if targetPath(r.RequestURI) != path {
+		if wire.OriginForm(r.RequestURI) != path {
 			return wire.RequestInfo{}, newError(ErrMalformed, "malformed-request", origin,
 				"the request target is not in canonical form (PROTOCOL.md §3.4): send "+path+" instead", nil)
 		}

@@ -85,7 +85,15 @@ func sampleConfirmResponse() wire.ConfirmResponse {
 // silenced (closing a server with idle connections is not an error here).
 func newTLSServer(tb testing.TB, h http.Handler) *httptest.Server {
 	tb.Helper()
+	return newTLSServerProto(tb, h, false)
+}
+
+// newTLSServerProto is newTLSServer offering HTTP/2 too when h2 is set, as
+// most real sites do (httptest offers HTTP/1.1 only by default).
+func newTLSServerProto(tb testing.TB, h http.Handler, h2 bool) *httptest.Server {
+	tb.Helper()
 	srv := httptest.NewUnstartedServer(h)
+	srv.EnableHTTP2 = h2
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	tb.Cleanup(srv.Close)
@@ -164,10 +172,15 @@ type bare struct {
 
 func newBare(tb testing.TB) *bare {
 	tb.Helper()
+	return newBareProto(tb, false)
+}
+
+func newBareProto(tb testing.TB, h2 bool) *bare {
+	tb.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/echo", bareHandler)
 	mux.HandleFunc("/protocol-headers", protocolHeadersHandler)
-	srv := newTLSServer(tb, mux)
+	srv := newTLSServerProto(tb, mux, h2)
 	c := bareClient(certPool(srv))
 	tb.Cleanup(c.CloseIdleConnections)
 	return &bare{client: c, url: srv.URL + "/echo"}
@@ -204,6 +217,22 @@ func BenchmarkBareHTTPSRoundTrip(b *testing.B) {
 	bt := newBare(b)
 	ctx := context.Background()
 	if err := bt.roundTrip(ctx); err != nil { // handshake outside the timer
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bt.roundTrip(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBareHTTPSRoundTripH2 is the baseline against a server that offers
+// HTTP/2, as most real sites do.
+func BenchmarkBareHTTPSRoundTripH2(b *testing.B) {
+	bt := newBareProto(b, true)
+	ctx := context.Background()
+	if err := bt.roundTrip(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
@@ -265,8 +294,15 @@ type fixture struct {
 
 func newFixture(tb testing.TB) *fixture {
 	tb.Helper()
+	return newFixtureProto(tb, false)
+}
+
+// newFixtureProto is newFixture with a site that offers HTTP/2 when h2 is
+// set; the verifier's default client then speaks it.
+func newFixtureProto(tb testing.TB, h2 bool) *fixture {
+	tb.Helper()
 	mux := http.NewServeMux()
-	srv := newTLSServer(tb, mux)
+	srv := newTLSServerProto(tb, mux, h2)
 	secret := callback.GenerateSecret()
 	site, err := callback.New(callback.Config{Origin: srv.URL, APIs: []callback.API{{Audience: apiAudience, Secrets: []string{secret}}}})
 	if err != nil {
@@ -408,6 +444,21 @@ func BenchmarkVerifyCold(b *testing.B) {
 	f := newFixture(b)
 	ctx := context.Background()
 	if err := f.verify(ctx, f.request(b, http.MethodPost, orderBody)); err != nil { // handshake
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	batched(b,
+		func() *http.Request { return f.request(b, http.MethodPost, orderBody) },
+		func(r *http.Request) error { return f.verify(ctx, r) })
+}
+
+// BenchmarkVerifyColdH2 is BenchmarkVerifyCold against a site that offers
+// HTTP/2: compare it with BenchmarkBareHTTPSRoundTrip (HTTP/1.1) and
+// BenchmarkBareHTTPSRoundTripH2.
+func BenchmarkVerifyColdH2(b *testing.B) {
+	f := newFixtureProto(b, true)
+	ctx := context.Background()
+	if err := f.verify(ctx, f.request(b, http.MethodPost, orderBody)); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

@@ -264,6 +264,28 @@ func CheckPath(p string) error {
 	return nil
 }
 
+// OriginForm returns the origin-form of a request target as a server
+// receives it: the target itself, or for an absolute-form target its path
+// and query ("/" when the path is empty). A verifier binds a request only
+// when this is already net/url's encoding of it (PROTOCOL.md §3.4).
+func OriginForm(target string) string {
+	if strings.HasPrefix(target, "/") {
+		return target
+	}
+	_, rest, ok := strings.Cut(target, "://")
+	if !ok {
+		return target
+	}
+	i := strings.IndexAny(rest, "/?")
+	if i < 0 {
+		return "/"
+	}
+	if rest[i] == '?' {
+		return "/" + rest[i:]
+	}
+	return rest[i:]
+}
+
 // CheckAction validates an action label: 1 to 64 characters of
 // [A-Za-z0-9._:/-].
 func CheckAction(a string) error {

@@ -16,7 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -325,7 +324,7 @@ func buildPaths(t *testing.T) pathsFile {
 		if u, err := url.ParseRequestURI(c.target); err == nil {
 			if p := u.RequestURI(); wire.CheckPath(p) == nil {
 				v.Path = p
-				v.Valid = p == originForm(c.target)
+				v.Valid = p == wire.OriginForm(c.target)
 			}
 		}
 		f.Vectors = append(f.Vectors, v)
@@ -837,29 +836,9 @@ func checkPaths(t *testing.T) {
 		if assert.NoError(t, err, v.Note) {
 			assert.Equal(t, v.Path, u.RequestURI(), v.Note)
 			assert.NoError(t, wire.CheckPath(v.Path), v.Note)
-			assert.Equal(t, v.Valid, v.Path == originForm(v.Target), "accepted only in the one spelling: %s", v.Note)
+			assert.Equal(t, v.Valid, v.Path == wire.OriginForm(v.Target), "accepted only in the one spelling: %s", v.Note)
 		}
 	}
-}
-
-// originForm is the origin-form of a request target: itself, or for an
-// absolute-form target the part after the authority ("/" when empty).
-func originForm(target string) string {
-	if strings.HasPrefix(target, "/") {
-		return target
-	}
-	_, rest, ok := strings.Cut(target, "://")
-	if !ok {
-		return target
-	}
-	i := strings.IndexAny(rest, "/?")
-	if i < 0 {
-		return "/"
-	}
-	if rest[i] == '?' {
-		return "/" + rest[i:]
-	}
-	return rest[i:]
 }
 
 var errorKinds = map[string]error{
