@@ -32,7 +32,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteProblem(w, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type", "confirmation requests are application/json")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes))
+	body, err := readMessage(w, r)
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -123,6 +123,31 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: resp.Result, Reason: resp.Reason})
 }
 
+// readMessage reads a request body of at most wire.MaxMessageBytes: into a
+// buffer of its announced length when it has one (one allocation, no
+// growing), else as it comes.
+func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body := http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes)
+	if n := r.ContentLength; n > 0 && n <= wire.MaxMessageBytes {
+		// The length is the client's word: read exactly it, then make sure
+		// nothing follows (net/http already refuses a body that is
+		// shorter or longer than its Content-Length).
+		b := make([]byte, n)
+		if _, err := io.ReadFull(body, b); err != nil {
+			return nil, err
+		}
+		var extra [1]byte
+		if k, err := body.Read(extra[:]); k > 0 || (err != nil && err != io.EOF) {
+			if err == nil {
+				err = errors.New("body longer than its Content-Length")
+			}
+			return nil, err
+		}
+		return b, nil
+	}
+	return io.ReadAll(body)
+}
+
 // observe reports an Event to Config.Observer, if set.
 func (s *Site) observe(ctx context.Context, e Event) {
 	if s.observer != nil {
@@ -205,14 +230,16 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, api *apiKeys,
 // writeSigned writes a 200 JSON answer signed in the response direction
 // under the request's message id, with the secrets of the API that asked.
 func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out []byte) {
+	// The names are canonical already: assigned, not Set, to skip
+	// canonicalising each.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("Content-Length", strconv.Itoa(len(out)))
 	ts := s.now().Unix()
-	h.Set(wire.HeaderID, id)
-	h.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-	h.Set(wire.HeaderSignature, wire.Sign(api.keys, wire.Response, id, ts, out))
+	h["Content-Type"] = []string{"application/json"}
+	h["Cache-Control"] = []string{"no-store"}
+	h["Content-Length"] = []string{strconv.Itoa(len(out))}
+	h[wire.HeaderID] = []string{id}
+	h[wire.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
+	h[wire.HeaderSignature] = []string{wire.Sign(api.keys, wire.Response, id, ts, out)}
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }

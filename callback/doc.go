@@ -128,9 +128,11 @@
 // github.com/domainconfirm/domainconfirm/callback/redisstore is such a Store
 // on Redis (Redis Cluster included), one GETDEL per confirmation:
 //
+//	store, err := redisstore.New(ctx, rdb) // refuses a Redis that may evict its keys
+//	...
 //	site, err := callback.New(callback.Config{
 //		Origin: "https://shop.example", APIs: apis,
-//		Store:  redisstore.New(rdb),
+//		Store:  store,
 //	})
 //
 // # Secrets and rotation

@@ -2,11 +2,14 @@ package callback
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"hash/maphash"
+	"math"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	gocache "github.com/patrickmn/go-cache"
 )
 
 // Store holds issued tokens until they are confirmed or expire. Keys are the
@@ -27,17 +30,134 @@ type Store interface {
 // MemoryStore is the in-memory Store used when Config.Store is nil. It serves
 // one process; sites on several machines need a shared Store. Create it with
 // NewMemoryStore.
+//
+// Put keeps a copy of the value, and Take hands that copy over. Operations on
+// different keys rarely wait for each other: the store is split into shards,
+// each with a lock of its own. A key of a Site's shape (an origin, "#" and 64
+// lowercase hex digits) is kept as the 32 bytes the digits spell, under its
+// origin; any other key is kept as it is.
+//
+// An expired value is never returned. It is removed when it is taken or when
+// a later Put sweeps past it: every few Puts into a shard examine a few more
+// of its entries (a bounded amount of work) and drop those that have
+// expired, so the store needs no goroutine and nothing to close. While values
+// are being put, expired ones that nobody takes stay at most about a quarter
+// of the store. Memory per value is its length rounded up to Go's allocation
+// size, plus about 60 to 120 bytes (the map's slots, fuller or emptier
+// depending on where it is between two growths).
 type MemoryStore struct {
-	mu    sync.Mutex // go-cache has no get-and-delete: make the pair atomic
-	cache *gocache.Cache
+	// shards come first, so that each fills a cache line of its own when
+	// the store starts one, as its allocation (16 KiB) does in practice.
+	shards [memShards]memShard
+
+	// epoch is when the store was made. Expiry times are nanoseconds since
+	// then on the monotonic clock, which is cheaper to read than the wall
+	// clock and does not jump when the wall clock is set.
+	epoch time.Time
+	seed  maphash.Seed // picks the shard of a key kept as it is
+
+	originsMu sync.Mutex                 // serializes additions to origins
+	origins   atomic.Pointer[memOrigins] // copied on write
 }
 
 var _ Store = (*MemoryStore)(nil)
 
-// NewMemoryStore returns an empty MemoryStore that sweeps expired tokens every
-// minute.
+const (
+	// memShards is the number of shards of a MemoryStore (a power of two).
+	memShards = 256
+	// memMaxOrigins bounds the origins whose keys are kept as 32 bytes;
+	// keys of further origins are kept as they are.
+	memMaxOrigins = 1024
+	// A table sweeps after every memSweepEvery Puts into it, examining up
+	// to memSweepScan of its entries: memSweepScan / memSweepEvery entries
+	// a Put. With 4, expired entries that nobody takes settle at about a
+	// quarter of a table at most.
+	memSweepEvery = 16
+	memSweepScan  = 64
+)
+
+// memShard is one lock's part of a MemoryStore.
+type memShard struct {
+	mu sync.Mutex
+	// sums[i] holds the keys of the i-th interned origin as the SHA-256
+	// their hex spells.
+	sums []memTable[[32]byte]
+	// other holds the keys of no token's shape.
+	other memTable[string]
+	_     [64 - 8 - 24 - 24]byte // a cache line per shard: no false sharing
+}
+
+// memTable is one map of a shard. Its methods are called with the shard's
+// lock held.
+type memTable[K comparable] struct {
+	entries map[K]memEntry // nil until the first Put
+	// sweepAt is when the next sweep may find something: the earliest
+	// expiry among the entries the last sweep saw and those put since.
+	// An estimate, which only spares sweeps that would find nothing.
+	sweepAt int64
+	puts    uint32 // Puts since the last sweep
+}
+
+func (t *memTable[K]) put(k K, e memEntry, now int64) {
+	if t.entries == nil {
+		t.entries = make(map[K]memEntry)
+	}
+	t.entries[k] = e
+	t.sweepAt = min(t.sweepAt, e.expires)
+	if t.puts++; t.puts >= memSweepEvery && now >= t.sweepAt {
+		t.puts = 0
+		t.sweep(now)
+	}
+}
+
+func (t *memTable[K]) take(k K) (memEntry, bool) {
+	e, ok := t.entries[k]
+	if ok {
+		delete(t.entries, k)
+	}
+	return e, ok
+}
+
+// sweep deletes the expired entries among up to memSweepScan of t, starting
+// wherever Go's map iteration starts (at random), as of now.
+func (t *memTable[K]) sweep(now int64) {
+	n, next := 0, int64(math.MaxInt64)
+	for k, e := range t.entries {
+		if now >= e.expires {
+			delete(t.entries, k)
+			next = now // there may be more: sweep again next time
+		} else {
+			next = min(next, e.expires)
+		}
+		if n++; n == memSweepScan {
+			break
+		}
+	}
+	t.sweepAt = next
+}
+
+// memEntry is a stored value and when it stops being returned: 24 bytes,
+// which with a 32-byte key makes a Go map slot of 56 bytes.
+type memEntry struct {
+	expires int64 // MemoryStore.now of the expiry
+	// data is the value's copy: a string, two words where a slice is three,
+	// and exactly the value's size, whatever the capacity of the caller's
+	// buffer.
+	data string
+}
+
+func newMemEntry(value []byte, expires int64) memEntry {
+	return memEntry{expires: expires, data: string(value)}
+}
+
+// value returns a copy of the value for the caller to own.
+func (e memEntry) value() []byte { return []byte(e.data) }
+
+// NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
-	return &MemoryStore{cache: gocache.New(time.Minute, time.Minute)}
+	m := &MemoryStore{epoch: time.Now(), seed: maphash.MakeSeed()}
+	m.origins.Store(&memOrigins{})
+	return m
 }
 
 // Put implements Store.
@@ -45,18 +165,156 @@ func (m *MemoryStore) Put(_ context.Context, key string, value []byte, ttl time.
 	if ttl <= 0 {
 		return errors.New("callback: MemoryStore.Put: ttl must be positive")
 	}
-	m.cache.Set(key, value, ttl)
+	now := m.now()
+	expires := now + int64(ttl)
+	if expires < now { // overflowed: never expires
+		expires = math.MaxInt64
+	}
+	e := newMemEntry(value, expires)
+	origin, sum, hashed := splitKey(key)
+	if hashed {
+		if id, ok := m.internOrigin(origin); ok {
+			sh := m.sumShard(&sum)
+			sh.mu.Lock()
+			if len(sh.sums) <= int(id) {
+				sh.sums = append(sh.sums, make([]memTable[[32]byte], int(id)+1-len(sh.sums))...)
+			}
+			sh.sums[id].put(sum, e, now)
+			sh.mu.Unlock()
+			return nil
+		}
+	}
+	sh := m.stringShard(key)
+	sh.mu.Lock()
+	sh.other.put(key, e, now)
+	sh.mu.Unlock()
 	return nil
 }
 
 // Take implements Store.
 func (m *MemoryStore) Take(_ context.Context, key string) ([]byte, bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.cache.Get(key)
-	if !ok {
+	var (
+		e  memEntry
+		ok bool
+	)
+	origin, sum, hashed := splitKey(key)
+	id, interned := int32(0), false
+	if hashed {
+		id, interned = m.origins.Load().lookup(origin)
+	}
+	if interned {
+		sh := m.sumShard(&sum)
+		sh.mu.Lock()
+		if int(id) < len(sh.sums) {
+			e, ok = sh.sums[id].take(sum)
+		}
+		sh.mu.Unlock()
+	} else {
+		sh := m.stringShard(key)
+		sh.mu.Lock()
+		e, ok = sh.other.take(key)
+		sh.mu.Unlock()
+	}
+	if !ok || m.now() >= e.expires {
 		return nil, false, nil
 	}
-	m.cache.Delete(key)
-	return v.([]byte), true, nil
+	return e.value(), true, nil
 }
+
+// now is the time on the store's clock: nanoseconds since m.epoch.
+func (m *MemoryStore) now() int64 { return int64(time.Since(m.epoch)) }
+
+// sumShard is the shard of a key kept as sum, a SHA-256: its own bits
+// choose.
+func (m *MemoryStore) sumShard(sum *[32]byte) *memShard {
+	return &m.shards[binary.LittleEndian.Uint64(sum[:8])%memShards]
+}
+
+func (m *MemoryStore) stringShard(key string) *memShard {
+	return &m.shards[maphash.String(m.seed, key)%memShards]
+}
+
+// memOrigins are the origins whose keys are kept as 32 bytes.
+type memOrigins struct {
+	ids   map[string]int32 // origin → index in memShard.sums
+	first string           // the origin of index 0, most often the only one
+}
+
+func (o *memOrigins) lookup(origin string) (int32, bool) {
+	if len(o.ids) > 0 && origin == o.first {
+		return 0, true
+	}
+	id, ok := o.ids[origin]
+	return id, ok
+}
+
+// internOrigin returns the index of origin among the origins whose keys are
+// kept as 32 bytes, adding it if there is room; ok is false if there is not.
+// An origin that finds no room never gets any later (origins are never
+// removed), so each origin's keys are always kept the same way.
+func (m *MemoryStore) internOrigin(origin string) (id int32, ok bool) {
+	if id, ok := m.origins.Load().lookup(origin); ok {
+		return id, true
+	}
+	m.originsMu.Lock()
+	defer m.originsMu.Unlock()
+	old := m.origins.Load()
+	if id, ok := old.lookup(origin); ok {
+		return id, true
+	}
+	if len(old.ids) >= memMaxOrigins {
+		return 0, false
+	}
+	next := &memOrigins{ids: make(map[string]int32, len(old.ids)+1), first: old.first}
+	for o, i := range old.ids {
+		next.ids[o] = i
+	}
+	id = int32(len(old.ids))
+	origin = strings.Clone(origin) // not the rest of the key it was cut from
+	next.ids[origin] = id
+	if id == 0 {
+		next.first = origin
+	}
+	m.origins.Store(next)
+	return id, true
+}
+
+// splitKey splits a key of a Site's shape (an origin, "#" and 64 lowercase
+// hex digits) into the origin and the 32 bytes the digits spell; hashed is
+// false for any other key. The split is one-to-one: no two keys give the
+// same origin and sum.
+func splitKey(key string) (origin string, sum [32]byte, hashed bool) {
+	const hexLen = 2 * len(sum)
+	if len(key) <= hexLen || key[len(key)-hexLen-1] != '#' {
+		return "", sum, false
+	}
+	digits := key[len(key)-hexLen:]
+	digits = digits[:hexLen] // spares the bounds checks below
+	var bad byte
+	for i := range sum {
+		hi, lo := hexValue[digits[2*i]], hexValue[digits[2*i+1]]
+		bad |= hi | lo
+		sum[i] = hi<<4 | lo
+	}
+	if bad > 0xf {
+		return "", [32]byte{}, false
+	}
+	return key[:len(key)-hexLen-1], sum, true
+}
+
+// hexValue is the value of each lowercase hex digit, and 0xff for every
+// other byte. Upper case is refused so that "ab" and "AB", different keys,
+// are not kept as the same bytes.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()

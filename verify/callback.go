@@ -114,7 +114,13 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 	h[wire.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
 	h[wire.HeaderSignature] = []string{wire.Sign(reg.keys, wire.Request, id, ts, body)}
 
-	resp, err := v.client.Do(req)
+	var resp *http.Response
+	var err error
+	if v.transport != nil {
+		resp, err = v.transport.RoundTrip(req)
+	} else {
+		resp, err = v.client.Do(req)
+	}
 	if err != nil {
 		reason, detail := classifyDialError(err)
 		return fail(reason, fmt.Sprintf("calling %s: %s", url, detail), err)

@@ -135,22 +135,26 @@
 //
 // The site consumes a token with its first confirmation request, whatever
 // the answer, so a token gets exactly one confirmation attempt. The verifier
-// also remembers every token it accepted in its [ReplayStore] and never
-// accepts one twice.
+// also never accepts a token twice: before it calls the origin back it marks
+// the token used in its [ReplayStore], one atomic operation that is both the
+// replay check and the reservation (one Redis round trip on the cold path
+// with the shared store). Of any number of requests presenting one token, on
+// this verifier or any other sharing the store, exactly one sets the mark
+// and goes on.
 //
 // Concurrent requests carrying the same token share one call-back, whatever
 // request each presents it with, but the shared answer is not a pass: of any number of requests
 // carrying one token, at most one gets a Result. The others fail with
-// [ErrReplayed], or with [ErrRejected] (unknown-token) when they come too
-// late to share the call-back and the site has already consumed the token.
+// [ErrReplayed].
 //
-// A token the site judged and rejected was consumed by that answer: the
-// verifier marks it as used in its ReplayStore, so it never causes another
-// call-back (not for unknown-token, which another verifier may have had
-// confirmed a moment before), and keeps the reason for
-// Config.NegativeCacheTTL (30 seconds by default) in a [NegativeCache]
-// bounded in size, to tell a caller who presents it again. Unverified outcomes are never cached: the next request
-// calls back again.
+// The mark stays once the site answered, confirmed or rejected (the site
+// consumed the token with its answer), so a rejected token never causes
+// another call-back; the reason is kept for Config.NegativeCacheTTL (30
+// seconds by default) in a [NegativeCache] bounded in size, to tell a caller
+// who presents it again (token-replayed once it is gone). When the origin
+// gave no answer (unreachable, timed out, a bad answer), or the limits
+// refused the call-back, the mark is lifted again: the next request calls
+// back again.
 //
 // # Browser Origin check
 //
@@ -196,9 +200,11 @@
 // Package github.com/domainconfirm/domainconfirm/verify/redisstore has both
 // on Redis (Redis Cluster included):
 //
+//	replay, err := redisstore.NewReplayStore(ctx, rdb) // refuses a Redis that may evict its keys
+//	...
 //	v, err := verify.New(verify.Config{
 //		Audience: "https://api.example", Registry: registry,
-//		Replay:        redisstore.NewReplayStore(rdb),
+//		Replay:        replay,
 //		NegativeCache: redisstore.NewNegativeCache(rdb),
 //	})
 //

@@ -271,3 +271,7 @@ func (failingReplay) Seen(context.Context, string) (bool, error) {
 func (failingReplay) Mark(context.Context, string, time.Duration) (bool, error) {
 	return false, errors.New("replay store down")
 }
+
+func (failingReplay) Unmark(context.Context, string) error {
+	return errors.New("replay store down")
+}

@@ -585,16 +585,16 @@ func TestObserver(t *testing.T) {
 		// The site holds the call-backs until every request has looked the
 		// token up, so that they are in flight together (as in TestOneWinner).
 		g := newGatedSite(t)
-		gate := &gateNegative{MemoryNegativeCache: verify.NewMemoryNegativeCache(100), want: n, all: make(chan struct{})}
+		reg := verify.NewMemoryRegistry()
+		require.NoError(t, reg.Add(g.srv.Origin, "", g.secret))
+		gate := newGateRegistry(reg, n)
 		go func() {
 			<-gate.all
 			close(g.release)
 		}()
-		reg := verify.NewMemoryRegistry()
-		require.NoError(t, reg.Add(g.srv.Origin, "", g.secret))
 		vc, err := verify.New(verify.Config{
-			Audience: apiOrigin, Registry: reg, RootCAs: g.srv.Roots, UnsafeAllowPrivateAddresses: true,
-			Observer: log.observe, NegativeCache: gate,
+			Audience: apiOrigin, Registry: gate, RootCAs: g.srv.Roots, UnsafeAllowPrivateAddresses: true,
+			Observer: log.observe,
 		})
 		require.NoError(t, err)
 		tok, err := g.site.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})

@@ -8,14 +8,22 @@ import (
 	gocache "github.com/patrickmn/go-cache"
 )
 
-// ReplayStore remembers the tokens that were accepted, so that a token is
-// never accepted twice. Keys are the hex SHA-256 of tokens.
+// ReplayStore remembers the tokens that were used, so that a token is never
+// accepted twice. Keys are the hex SHA-256 of tokens.
+//
+// The verifier marks a token before it calls its origin back (Mark is both
+// the replay check and the reservation, one store operation on the cold
+// path) and lifts the mark (Unmark) only when the origin gave no answer, so
+// that a retry may call back.
 type ReplayStore interface {
-	// Seen reports whether key was marked.
+	// Seen reports whether key is marked. The verifier uses it only in
+	// Ready.
 	Seen(ctx context.Context, key string) (bool, error)
 	// Mark records key for ttl. It is atomic: of concurrent Marks of one
 	// key, exactly one returns true.
 	Mark(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
+	// Unmark removes key's mark, if any.
+	Unmark(ctx context.Context, key string) error
 }
 
 // NegativeCache remembers, for a short time, tokens the origin rejected, so
@@ -49,6 +57,12 @@ func (m *MemoryReplayStore) Seen(_ context.Context, key string) (bool, error) {
 // which makes it the atomic test-and-set.
 func (m *MemoryReplayStore) Mark(_ context.Context, key string, ttl time.Duration) (bool, error) {
 	return m.c.Add(key, struct{}{}, ttl) == nil, nil
+}
+
+// Unmark implements ReplayStore.
+func (m *MemoryReplayStore) Unmark(_ context.Context, key string) error {
+	m.c.Delete(key)
+	return nil
 }
 
 // MemoryNegativeCache is the in-memory NegativeCache used when

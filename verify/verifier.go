@@ -194,6 +194,7 @@ type Verifier struct {
 	audience    string
 	registry    Registry
 	client      *http.Client
+	transport   http.RoundTripper // the default client's, called directly; nil with Config.Client
 	replay      ReplayStore
 	negative    NegativeCache
 	negativeTTL time.Duration
@@ -276,6 +277,11 @@ func New(cfg Config) (*Verifier, error) {
 	} else {
 		guard := newDestinationGuard(cfg.CallbackPorts, cfg.UnsafeAllowPrivateAddresses)
 		v.client = newCallbackClient(v, guard, cfg.RootCAs, cfg.MaxInFlightPerOrigin, cfg.MaxInFlight, cfg.WrapTransport, cfg.CallbackProxy)
+		// The default client follows no redirects, keeps no cookies and
+		// its deadline is the call-back's context: its transport alone
+		// does the same, without http.Client's per-request header copy
+		// and timer.
+		v.transport = v.client.Transport
 	}
 	return v, nil
 }
@@ -427,43 +433,44 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 	// Rejections are per origin: origin B rejecting a token says nothing
 	// about origin A's answer for it.
 	negKey := origin + "#" + key
+	tokenExpiry := time.Unix(pt.ExpiresAt(), 0)
 	if p != nil && p.level == IssuedToken {
-		// A token its origin already rejected (unknown, used, expired by
-		// its clock) is not taken on its MAC alone.
-		if e := v.cachedRejection(ctx, origin, negKey); e != nil {
-			return nil, origin, false, e
-		}
-		res, err := v.acceptLocally(ctx, origin, key, &pt, &ri)
+		res, err := v.acceptLocally(ctx, origin, key, negKey, &pt, &ri)
 		return res, origin, false, err
-	}
-	if e := v.remembered(ctx, origin, key, negKey); e != nil {
-		return nil, origin, false, e
 	}
 	// Coalesce concurrent checks of one token, claimed for one origin, into
 	// one call-back, whatever request each presents it with: the MAC has
 	// already pinned a request token's request, and an action token's answer
 	// does not depend on it, so one action token sent with many requests at
 	// once costs its origin one call-back, not one each. The shared answer
-	// is not a pass: the token is marked used once, inside, and of the
-	// waiters sharing the answer exactly one claims it.
+	// is not a pass: of the waiters sharing it exactly one claims it.
 	flightKey := origin + " " + key
-	tokenExpiry := time.Unix(pt.ExpiresAt(), 0)
 	shared, err, _ := v.flight.Do(flightKey, func() (any, error) {
 		// Everything in here is detached from the caller's cancellation:
 		// other waiters share the outcome, and the site consumes the token
-		// whatever happens to the caller. The stores and the wait for an
-		// in-flight slot get one deadline, the call-back its own, the
-		// replay mark its own.
+		// whatever happens to the caller. The replay reservation and the
+		// wait for an in-flight slot get one deadline, the call-back its
+		// own.
 		bg := context.WithoutCancel(ctx)
 		waitCtx, cancelWait := context.WithTimeout(bg, v.timeout)
 		defer cancelWait()
-		// A request that passed the checks above just as an earlier
-		// call-back for this token ended must not call back again.
-		if e := v.remembered(waitCtx, origin, key, negKey); e != nil {
-			return nil, e
+		// The token is marked used before its origin hears of it, in one
+		// atomic store operation that is also the replay check: of any
+		// number of requests presenting it, here or on another verifier
+		// sharing the store, exactly one goes on to the call-back. The mark
+		// lasts as long as any verifier could take the token (its expiry
+		// plus the tolerance), and is lifted again only when the origin
+		// gave no answer, so that a retry may call back.
+		first, err := v.replay.Mark(waitCtx, key, v.replayTTL(tokenExpiry))
+		if err != nil {
+			return nil, v.storeFailed(ctx, origin, err)
+		}
+		if !first {
+			return nil, v.usedBefore(waitCtx, origin, negKey)
 		}
 		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
 		if lerr != nil {
+			v.unmark(bg, origin, key)
 			return nil, lerr
 		}
 		called = true // only the goroutine that runs this makes the call-back
@@ -473,39 +480,25 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		res, err := v.confirm(cbCtx, reg, key, &pt, ri)
 		cancel()
 		answered = !errors.Is(err, ErrUnverified)
-		markCtx, cancelMark := context.WithTimeout(bg, v.timeout)
-		defer cancelMark()
+		if !answered {
+			// No answer (unreachable, timed out, a bad answer): the token
+			// may still be good, so let a retry call back again. The site
+			// consumes a token when it answers, so a token it did consume
+			// is refused then.
+			v.unmark(bg, origin, key)
+			return nil, err
+		}
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
-			// The reason is cached to tell the caller. A token the site
-			// judged and rejected was consumed by that answer and can
-			// never be confirmed: it is also remembered as used for as
-			// long as it could be presented (no more call-backs for it,
-			// and the local level refuses it), whatever becomes of the
-			// cache. Not for unknown-token: the site may not know the token
-			// because another verifier sharing the replay store has just
-			// had it confirmed, and that verifier's mark must win. Both
-			// are best effort: a failure only costs a later call-back,
-			// which the site answers the same.
-			if e.Reason != wire.ReasonUnknownToken {
-				_, _ = v.replay.Mark(markCtx, key, v.replayTTL(tokenExpiry))
-			}
-			_ = v.negative.Add(markCtx, negKey, e.Reason, v.negativeTTL)
+			// The site judged the token: it stays marked used, and the
+			// reason is cached to tell whoever presents it again. Best
+			// effort: a miss only says token-replayed instead.
+			addCtx, cancelAdd := context.WithTimeout(bg, v.timeout)
+			_ = v.negative.Add(addCtx, negKey, e.Reason, v.negativeTTL)
+			cancelAdd()
 		}
 		if err != nil {
 			return nil, err
-		}
-		// Remember the token as long as any verifier could accept it:
-		// until its expiry plus the clock tolerance, never less than
-		// MaxTokenTTL. Marked before the answer is shared, so a request
-		// arriving after this call-back sees it as used.
-		// Bounded both ways: the answer's times are the site's word.
-		first, err := v.replay.Mark(markCtx, key, v.replayTTL(laterOf(res.ExpiresAt, tokenExpiry)))
-		if err != nil {
-			return nil, v.storeFailed(ctx, origin, err)
-		}
-		if !first {
-			return nil, replayed(origin)
 		}
 		return &claim{res: res}, nil
 	})
@@ -517,6 +510,29 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		return nil, origin, called, replayed(origin)
 	}
 	return c.res, origin, called, nil
+}
+
+// unmark lifts the replay mark of a token whose origin gave no answer, so a
+// retry can call back. Best effort: if it fails, the token stays refused as
+// a replay (failing closed) and the caller must get a new one.
+func (v *Verifier) unmark(bg context.Context, origin, key string) {
+	ctx, cancel := context.WithTimeout(bg, v.timeout)
+	defer cancel()
+	if err := v.replay.Unmark(ctx, key); err != nil {
+		v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed to lift a mark; the token stays refused",
+			slog.String("origin", origin), slog.String("error", err.Error()))
+	}
+}
+
+// usedBefore is the refusal of a token already marked used: the reason its
+// origin gave if the rejection is cached, token-replayed otherwise.
+func (v *Verifier) usedBefore(ctx context.Context, origin, negKey string) *Error {
+	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
+		e := rejected(origin, reason)
+		e.Detail += " (answer cached)"
+		return e
+	}
+	return replayed(origin)
 }
 
 // storeFailed logs a replay store failure at WARN (within the limit records'
@@ -563,8 +579,10 @@ func (v *Verifier) checkToken(ctx context.Context, reg *Registration, pt *wire.P
 
 // acceptLocally accepts a token whose MAC, binding and lifetime checked out
 // without calling its origin back (the IssuedToken level): the replay mark
-// alone makes it one-time, so exactly one request wins it.
-func (v *Verifier) acceptLocally(ctx context.Context, origin, key string, pt *wire.ParsedToken, ri *wire.RequestInfo) (*Result, error) {
+// alone makes it one-time, so exactly one request wins it. A token its
+// origin already rejected through a call-back is marked too: it is not
+// taken on its MAC alone.
+func (v *Verifier) acceptLocally(ctx context.Context, origin, key, negKey string, pt *wire.ParsedToken, ri *wire.RequestInfo) (*Result, error) {
 	expires := time.Unix(pt.ExpiresAt(), 0)
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 	defer cancel()
@@ -573,7 +591,7 @@ func (v *Verifier) acceptLocally(ctx context.Context, origin, key string, pt *wi
 		return nil, v.storeFailed(ctx, origin, err)
 	}
 	if !first {
-		return nil, replayed(origin)
+		return nil, v.usedBefore(markCtx, origin, negKey)
 	}
 	b := Binding{Audience: v.audience, Kind: pt.Kind()}
 	if b.Kind == KindRequest {
@@ -592,38 +610,11 @@ type claim struct {
 	taken atomic.Bool
 }
 
-// remembered answers a token from memory, without a call-back: the cached
-// reason if its origin rejected it recently, replayed if it was used before
-// (accepted, or consumed by a rejection), or unverified if the replay store
-// failed. It returns nil when a call-back is needed.
-func (v *Verifier) remembered(ctx context.Context, origin, key, negKey string) *Error {
-	if e := v.cachedRejection(ctx, origin, negKey); e != nil {
-		return e
-	}
-	if seen, err := v.replay.Seen(ctx, key); err != nil {
-		return v.storeFailed(ctx, origin, err)
-	} else if seen {
-		return replayed(origin)
-	}
-	return nil
-}
-
 func laterOf(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
 	}
 	return b
-}
-
-// cachedRejection returns the rejection origin gave for a token recently,
-// or nil. The negative cache is an optimisation: its errors count as a miss.
-func (v *Verifier) cachedRejection(ctx context.Context, origin, negKey string) *Error {
-	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
-		e := rejected(origin, reason)
-		e.Detail += " (answer cached)"
-		return e
-	}
-	return nil
 }
 
 func replayed(origin string) *Error {

@@ -82,30 +82,33 @@ func TestNew(t *testing.T) {
 	}
 }
 
-// gateNegative counts NegativeCache lookups and closes all once want were
-// made: every presenter is then past its last check before the call-back.
-type gateNegative struct {
-	*verify.MemoryNegativeCache
+// gateRegistry counts registry lookups (one per presentation, before the
+// token is looked up anywhere) and closes all once want were made.
+type gateRegistry struct {
+	verify.Registry
 	want int64
 	n    atomic.Int64
 	all  chan struct{}
 }
 
-func (g *gateNegative) Get(ctx context.Context, key string) (string, bool, error) {
+func newGateRegistry(reg verify.Registry, want int64) *gateRegistry {
+	return &gateRegistry{Registry: reg, want: want, all: make(chan struct{})}
+}
+
+func (g *gateRegistry) Lookup(ctx context.Context, origin string) (*verify.Registration, error) {
 	if g.n.Add(1) == g.want {
 		close(g.all)
 	}
-	return g.MemoryNegativeCache.Get(ctx, key)
+	return g.Registry.Lookup(ctx, origin)
 }
 
 // TestOneWinner presents one valid token from many goroutines at once:
 // exactly one may get a Result, whatever the shared call-back said.
 func TestOneWinner(t *testing.T) {
 	const n = 500
-	gate := &gateNegative{MemoryNegativeCache: verify.NewMemoryNegativeCache(100), want: n, all: make(chan struct{})}
-
 	// A real site whose confirmation handler waits until every presenter
-	// has looked the token up, so that all of them are in flight together.
+	// has presented it, so that all of them are in flight together.
+	var gate *gateRegistry
 	var site atomic.Pointer[callback.Site]
 	srv := sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -121,8 +124,9 @@ func TestOneWinner(t *testing.T) {
 	site.Store(s)
 	reg := verify.NewMemoryRegistry()
 	require.NoError(t, reg.Add(srv.Origin, "", secret))
+	gate = newGateRegistry(reg, n)
 	v, err := verify.New(verify.Config{
-		Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, UnsafeAllowPrivateAddresses: true, NegativeCache: gate,
+		Audience: apiOrigin, Registry: gate, RootCAs: srv.Roots, UnsafeAllowPrivateAddresses: true,
 		CallbackTimeout: 30 * time.Second, // generous under -race; nothing here is timed
 	})
 	require.NoError(t, err)
@@ -386,13 +390,18 @@ func TestNegativeCache(t *testing.T) {
 	t.Run("a full cache drops new entries", func(t *testing.T) {
 		f := newFixture(t, func(c *verify.Config) { c.NegativeCacheSize = 1 })
 		first, second := unissued(f.secret, f.srv.Origin), unissued(f.secret, f.srv.Origin)
-		for _, h := range []string{first, second, first, second} {
+		for _, h := range []string{first, second} {
 			_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", h))
 			requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
 		}
-		// unknown-token is not marked in the replay memory (another verifier
-		// may have had the token confirmed): the uncached one calls back.
-		assert.Equal(t, int64(3), f.srv.Calls(), "the first token is cached, the second is not")
+		// The first token's reason is cached; the second's is not, but its
+		// replay mark stays (the site judged it): refused without a
+		// call-back either way, the second as a replay.
+		_, err := f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", first))
+		requireError(t, err, verify.ErrRejected, wire.ReasonUnknownToken)
+		_, err = f.v.Verify(t.Context(), apiRequest(http.MethodGet, "/", "", second))
+		requireError(t, err, verify.ErrReplayed, "token-replayed")
+		assert.Equal(t, int64(2), f.srv.Calls(), "one call-back per token")
 	})
 
 	t.Run("an unverified outcome is not cached", func(t *testing.T) {

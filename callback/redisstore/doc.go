@@ -13,10 +13,14 @@
 // Give every process of the site the same Store, on the same Redis:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis.internal:6379"})
+//	store, err := redisstore.New(ctx, rdb)
+//	if err != nil {
+//		return err // unreachable, or may evict keys: see Eviction
+//	}
 //	site, err := callback.New(callback.Config{
 //		Origin: "https://shop.example",
 //		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")}}},
-//		Store:  redisstore.New(rdb),
+//		Store:  store,
 //	})
 //
 // Any [redis.UniversalClient] will do: a [redis.Client], a
@@ -38,6 +42,39 @@
 // database holds nothing a caller could present. [WithPrefix] replaces
 // "domainconfirm:". Every operation is on a single key, so Redis Cluster
 // needs no hash tags.
+//
+// # Eviction
+//
+// A token deleted before it expires can no longer be confirmed: the site
+// answers unknown-token and its user must start again. Redis deletes keys
+// early only under memory pressure, and only if its maxmemory-policy allows
+// it: every allkeys-* policy, and every volatile-* one too, since every
+// token has a TTL. Only noeviction is safe; then a full Redis refuses
+// writes (OOM) and issuing fails, which is at least visible.
+//
+// So [New] reads maxmemory-policy with CONFIG GET (on every node of a
+// [redis.ClusterClient], replicas included) and returns an error wrapping
+// [ErrEvictionPolicy] for any other policy. [UnsafeAllowEviction] accepts
+// it, with a WARN through the [WithLogger] logger. A Redis that refuses
+// CONFIG GET (managed services may) is accepted with a WARN: check its
+// policy by other means. An unreachable Redis is an error: the check needs
+// an answer. Eviction never makes a token confirmed twice: GETDEL of an
+// evicted key finds nothing.
+//
+// # Redis Cluster
+//
+// Pass a [redis.ClusterClient]; this package's tests run on a three-master
+// cluster too. When a master fails, go-redis retries a command on its slot
+// (the dial error, then CLUSTERDOWN once the other masters flag the node)
+// up to ClusterOptions.MaxRedirects times (3 by default) with a short
+// backoff, then returns the error: issuing fails and confirmations get
+// 503. Tokens on the other masters keep working until the cluster as a
+// whole declares itself down (cluster-node-timeout, 15 s by default; with
+// cluster-require-full-coverage, the default, every slot is then refused).
+// Keep DialTimeout, ReadTimeout and WriteTimeout short (a second), and
+// DialerRetries low, so that these 503s are quick. A master without a
+// replica that restarts without persistence comes back empty: the tokens
+// it held are unknown and are rejected, never confirmed.
 //
 // # One round trip each, atomic
 //

@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"log"
 	"net/http"
 	"os"
@@ -25,10 +26,16 @@ func Example() {
 	})
 	defer rdb.Close()
 
+	// New checks that Redis will not evict tokens (maxmemory-policy
+	// noeviction), so it needs Redis to answer.
+	store, err := redisstore.New(context.Background(), rdb)
+	if err != nil {
+		log.Fatal(err)
+	}
 	site, err := callback.New(callback.Config{
 		Origin: "https://shop.example",
 		APIs:   []callback.API{{Audience: "https://api.example", Secrets: []string{os.Getenv("DOMAINCONFIRM_SECRET")}}},
-		Store:  redisstore.New(rdb),
+		Store:  store,
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -47,6 +54,9 @@ func ExampleWithPrefix() {
 	defer rdb.Close()
 
 	// Keys are then "shop:tok:https://shop.example#<token hash>".
-	store := redisstore.New(rdb, redisstore.WithPrefix("shop:"))
+	store, err := redisstore.New(context.Background(), rdb, redisstore.WithPrefix("shop:"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	_ = store
 }

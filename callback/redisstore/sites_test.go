@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/callback"
@@ -64,12 +65,12 @@ func newSitesOf(t *testing.T, origin string, a callback.Store, b ...callback.Sto
 }
 
 // newRedisSites builds two Sites on two Redis clients, one prefix.
-func newRedisSites(t *testing.T) *sites {
+func newRedisSites(t *testing.T, newClient func() redis.UniversalClient) *sites {
 	t.Helper()
 	prefix := redistest.Prefix(t)
 	return newSites(t,
-		redisstore.New(redistest.Client(t), redisstore.WithPrefix(prefix)),
-		redisstore.New(redistest.Client(t), redisstore.WithPrefix(prefix)))
+		newStore(t, newClient(), redisstore.WithPrefix(prefix)),
+		newStore(t, newClient(), redisstore.WithPrefix(prefix)))
 }
 
 // issue has site issue a token bound to orderInfo and returns it.
@@ -133,99 +134,105 @@ func requireProblem(t *testing.T, w *httptest.ResponseRecorder, status int, reas
 // A token issued through one process of a site is confirmed through the
 // other, exactly once.
 func TestTwoSitesShareTokens(t *testing.T) {
-	f := newRedisSites(t)
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		f := newRedisSites(t, newClient)
 
-	token := f.issue(t, f.a)
-	resp := f.answer(t, f.post(t, f.b, token, orderInfo))
-	require.Equal(t, wire.ResultConfirmed, resp.Result)
-	require.Equal(t, "user-17", resp.Subject)
-	require.Equal(t, &wire.Binding{Audience: apiOrigin, Kind: wire.KindRequest, Method: orderInfo.Method,
-		Path: orderInfo.Path, BodySHA256: orderInfo.BodySHA256}, resp.Binding)
+		token := f.issue(t, f.a)
+		resp := f.answer(t, f.post(t, f.b, token, orderInfo))
+		require.Equal(t, wire.ResultConfirmed, resp.Result)
+		require.Equal(t, "user-17", resp.Subject)
+		require.Equal(t, &wire.Binding{Audience: apiOrigin, Kind: wire.KindRequest, Method: orderInfo.Method,
+			Path: orderInfo.Path, BodySHA256: orderInfo.BodySHA256}, resp.Binding)
 
-	for name, site := range map[string]*callback.Site{"same process": f.b, "issuing process": f.a} {
-		t.Run("again through the "+name, func(t *testing.T) {
-			resp := f.answer(t, f.post(t, site, token, orderInfo))
-			require.Equal(t, wire.ResultRejected, resp.Result)
+		for name, site := range map[string]*callback.Site{"same process": f.b, "issuing process": f.a} {
+			t.Run("again through the "+name, func(t *testing.T) {
+				resp := f.answer(t, f.post(t, site, token, orderInfo))
+				require.Equal(t, wire.ResultRejected, resp.Result)
+				require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
+			})
+		}
+
+		t.Run("the other way round, action token", func(t *testing.T) {
+			tok, err := f.b.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
+			require.NoError(t, err)
+			resp := f.answer(t, f.post(t, f.a, tok.Value(), orderInfo))
+			require.Equal(t, wire.ResultConfirmed, resp.Result)
+			require.Equal(t, "report", resp.Binding.Action)
+			resp = f.answer(t, f.post(t, f.b, tok.Value(), orderInfo))
 			require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
 		})
-	}
 
-	t.Run("the other way round, action token", func(t *testing.T) {
-		tok, err := f.b.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
-		require.NoError(t, err)
-		resp := f.answer(t, f.post(t, f.a, tok.Value(), orderInfo))
-		require.Equal(t, wire.ResultConfirmed, resp.Result)
-		require.Equal(t, "report", resp.Binding.Action)
-		resp = f.answer(t, f.post(t, f.b, tok.Value(), orderInfo))
-		require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
-	})
-
-	t.Run("a wrong attempt through one burns the token for both", func(t *testing.T) {
-		token := f.issue(t, f.a)
-		wrong := orderInfo
-		wrong.Method = http.MethodDelete
-		resp := f.answer(t, f.post(t, f.b, token, wrong))
-		require.Equal(t, wire.ReasonRequestMismatch, resp.Reason)
-		resp = f.answer(t, f.post(t, f.a, token, orderInfo))
-		require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
+		t.Run("a wrong attempt through one burns the token for both", func(t *testing.T) {
+			token := f.issue(t, f.a)
+			wrong := orderInfo
+			wrong.Method = http.MethodDelete
+			resp := f.answer(t, f.post(t, f.b, token, wrong))
+			require.Equal(t, wire.ReasonRequestMismatch, resp.Reason)
+			resp = f.answer(t, f.post(t, f.a, token, orderInfo))
+			require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
+		})
 	})
 }
 
 // Sites of different origins sharing one Redis neither confirm nor burn each
 // other's tokens.
 func TestSitesOfTwoOriginsShareRedis(t *testing.T) {
-	store := redisstore.New(redistest.Client(t), redisstore.WithPrefix(redistest.Prefix(t)))
-	shop := newSites(t, store)
-	other := newSitesOf(t, "https://other.example", store)
-	tok, err := other.a.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
-	require.NoError(t, err)
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		store := newStore(t, newClient(), redisstore.WithPrefix(redistest.Prefix(t)))
+		shop := newSites(t, store)
+		other := newSitesOf(t, "https://other.example", store)
+		tok, err := other.a.IssueForAction(context.Background(), apiOrigin, "report", callback.IssueOptions{})
+		require.NoError(t, err)
 
-	// The shop is asked about the other origin's token: it has none, and
-	// leaves it alone.
-	resp := shop.answer(t, shop.post(t, shop.a, tok.Value(), orderInfo))
-	require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
-	resp = other.answer(t, other.post(t, other.b, tok.Value(), orderInfo))
-	require.Equal(t, wire.ResultConfirmed, resp.Result)
+		// The shop is asked about the other origin's token: it has none, and
+		// leaves it alone.
+		resp := shop.answer(t, shop.post(t, shop.a, tok.Value(), orderInfo))
+		require.Equal(t, wire.ReasonUnknownToken, resp.Reason)
+		resp = other.answer(t, other.post(t, other.b, tok.Value(), orderInfo))
+		require.Equal(t, wire.ResultConfirmed, resp.Result)
+	})
 }
 
 // Of 200 concurrent confirmation requests for one token, spread over both
 // processes of the site, exactly one is confirmed; all others are told the
 // token is unknown.
 func TestTwoSitesOneWinner(t *testing.T) {
-	f := newRedisSites(t)
-	const n = 200
-	for round := range 3 {
-		token := f.issue(t, f.a)
-		reqs := make([]*http.Request, n)
-		for i := range reqs {
-			reqs[i] = f.request(t, token, orderInfo)
-		}
-		recs := make([]*httptest.ResponseRecorder, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
-			recs[i] = httptest.NewRecorder()
-			site := f.a
-			if i%2 == 1 {
-				site = f.b
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		f := newRedisSites(t, newClient)
+		const n = 200
+		for round := range 3 {
+			token := f.issue(t, f.a)
+			reqs := make([]*http.Request, n)
+			for i := range reqs {
+				reqs[i] = f.request(t, token, orderInfo)
 			}
-			wg.Go(func() {
-				<-start
-				site.ServeHTTP(recs[i], reqs[i])
-			})
-		}
-		close(start)
-		wg.Wait()
-		confirmed := 0
-		for _, w := range recs {
-			resp := f.answer(t, w)
-			switch resp.Result {
-			case wire.ResultConfirmed:
-				confirmed++
-			default:
-				require.Equal(t, wire.ReasonUnknownToken, resp.Reason, "round %d", round)
+			recs := make([]*httptest.ResponseRecorder, n)
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for i := range n {
+				recs[i] = httptest.NewRecorder()
+				site := f.a
+				if i%2 == 1 {
+					site = f.b
+				}
+				wg.Go(func() {
+					<-start
+					site.ServeHTTP(recs[i], reqs[i])
+				})
 			}
+			close(start)
+			wg.Wait()
+			confirmed := 0
+			for _, w := range recs {
+				resp := f.answer(t, w)
+				switch resp.Result {
+				case wire.ResultConfirmed:
+					confirmed++
+				default:
+					require.Equal(t, wire.ReasonUnknownToken, resp.Reason, "round %d", round)
+				}
+			}
+			require.Equal(t, 1, confirmed, "round %d", round)
 		}
-		require.Equal(t, 1, confirmed, "round %d", round)
-	}
+	})
 }

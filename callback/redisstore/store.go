@@ -31,7 +31,10 @@ var _ callback.Store = (*Store)(nil)
 // Option configures a Store.
 type Option func(*options)
 
-type options struct{ prefix string }
+type options struct {
+	prefix string
+	evictionOptions
+}
 
 // WithPrefix replaces DefaultPrefix ("domainconfirm:") as the start of every
 // key, for instance to keep several applications apart in one Redis
@@ -41,8 +44,16 @@ func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = pre
 // New returns a Store that keeps tokens in client: a *redis.Client, a
 // *redis.ClusterClient (every operation is on a single key) or a
 // *redis.FailoverClient. It needs Redis 6.2 or newer, for GETDEL. The Store
-// does not close the client. New panics if client is nil.
-func New(client redis.UniversalClient, opts ...Option) *Store {
+// does not close the client.
+//
+// New reads maxmemory-policy on every node (CONFIG GET, one round trip
+// each, within ctx) and returns an error wrapping [ErrEvictionPolicy] if
+// any may evict keys, that is unless it is noeviction: an evicted token
+// can no longer be confirmed. [UnsafeAllowEviction] turns that error into a
+// warning through the [WithLogger] logger. A Redis that refuses CONFIG GET,
+// as managed services may, is accepted with a warning; an unreachable one
+// is an error. New panics if client is nil.
+func New(ctx context.Context, client redis.UniversalClient, opts ...Option) (*Store, error) {
 	if client == nil {
 		panic("redisstore: New: nil client")
 	}
@@ -50,7 +61,10 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	return &Store{client: client, prefix: o.prefix + "tok:"}
+	if err := checkEviction(ctx, client, "token store", o.evictionOptions); err != nil {
+		return nil, err
+	}
+	return &Store{client: client, prefix: o.prefix + "tok:"}, nil
 }
 
 // Put implements [callback.Store] with SET key value PX ttl. A ttl under a

@@ -111,7 +111,11 @@ func BenchmarkRedisIssueConfirm(b *testing.B) {
 	eachStore(b, func(b *testing.B, client redis.UniversalClient, g int) {
 		var store callback.Store = callback.NewMemoryStore()
 		if client != nil {
-			store = cbredis.New(client, cbredis.WithPrefix(redistest.Prefix(b)))
+			s, err := cbredis.New(context.Background(), client, cbredis.WithPrefix(redistest.Prefix(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			store = s
 		}
 		c := newStoreConfirmer(b, store)
 		ctx := context.Background()
@@ -129,7 +133,11 @@ func BenchmarkRedisReplayRejection(b *testing.B) {
 	eachStore(b, func(b *testing.B, client redis.UniversalClient, g int) {
 		var replay verify.ReplayStore
 		if client != nil {
-			replay = redisstore.NewReplayStore(client, redisstore.WithPrefix(redistest.Prefix(b)))
+			r, err := redisstore.NewReplayStore(context.Background(), client, redisstore.WithPrefix(redistest.Prefix(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			replay = r
 		}
 		f := newReplayFixture(b, replay)
 		// A GET without a body: Verify only reads its header before
@@ -151,7 +159,11 @@ func BenchmarkRedisStorePutTake(b *testing.B) {
 	eachStore(b, func(b *testing.B, client redis.UniversalClient, g int) {
 		var store callback.Store = callback.NewMemoryStore()
 		if client != nil {
-			store = cbredis.New(client, cbredis.WithPrefix(redistest.Prefix(b)))
+			s, err := cbredis.New(context.Background(), client, cbredis.WithPrefix(redistest.Prefix(b)))
+			if err != nil {
+				b.Fatal(err)
+			}
+			store = s
 		}
 		ctx := context.Background()
 		atConcurrency(b, g, func() error {

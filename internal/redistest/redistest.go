@@ -12,8 +12,15 @@
 // and each test writes only under its own random key prefix ([Prefix]), in
 // keys that expire within minutes.
 //
+// The same tests run once more on a Redis Cluster when the environment
+// variable DOMAINCONFIRM_REDIS_CLUSTER_ADDRS lists its nodes (such as
+// "127.0.0.1:7000,127.0.0.1:7001,127.0.0.1:7002"; .ci/run starts three
+// masters and sets it): [ClusterAddrs] and [ClusterClient], with the same
+// rules, skip or fail under CI=true, loopback only.
+//
 // [StartServer] runs a private redis-server that a test may stop and start
-// again, for fault tests.
+// again, for fault tests; [StartCluster] a private Redis Cluster of three
+// masters, any of which a test may stop and start again.
 package redistest
 
 import (
@@ -41,6 +48,12 @@ const howTo = "start redis-server and set " + EnvAddr + "=127.0.0.1:6379 (.ci/ru
 // Unavailable skips the test, or fails it under CI=true, because something
 // the Redis tests need is missing.
 func Unavailable(tb testing.TB, format string, args ...any) {
+	tb.Helper()
+	unavailable(tb, howTo, format, args...)
+}
+
+// unavailable is Unavailable with the how-to of a kind of test.
+func unavailable(tb testing.TB, howTo, format string, args ...any) {
 	tb.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv("CI") == "true" {

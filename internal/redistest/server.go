@@ -32,6 +32,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	args []string // beyond port, bind, dir and logging: persistence, cluster mode
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -49,7 +50,11 @@ func StartServer(tb testing.TB) *Server {
 	if err != nil {
 		Unavailable(tb, "redis-server is not installed (apt-get install redis-server)")
 	}
-	s := &Server{tb: tb, bin: bin, dir: tb.TempDir()}
+	s := &Server{tb: tb, bin: bin, dir: tb.TempDir(), args: []string{
+		"--save", "",
+		"--appendonly", "yes",
+		"--appendfsync", "always",
+	}}
 	// A free port: the kernel picks one, and the server takes it over. In
 	// the short window between the two another process could take it; the
 	// server would then fail to start and the test say so.
@@ -75,16 +80,14 @@ func (s *Server) Start() {
 		s.tb.Fatalf("redistest: server at %s is already running", s.Addr)
 	}
 	log := new(bytes.Buffer)
-	cmd := exec.Command(s.bin,
+	args := append([]string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
-		"--save", "",
-		"--appendonly", "yes",
-		"--appendfsync", "always",
 		"--daemonize", "no",
 		"--loglevel", "warning",
-	)
+	}, s.args...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("redistest: starting redis-server: %v", err)

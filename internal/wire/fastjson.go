@@ -171,9 +171,14 @@ func (m *ConfirmResponse) AppendJSON(b []byte) []byte {
 
 // scanner reads the plain JSON the encoders above write.
 type scanner struct {
-	b []byte
-	i int
+	b   []byte
+	src string // b, copied once: strings read are substrings of it, not copies each
+	i   int
 }
+
+// newScanner returns a scanner of body. The strings it reads share one copy
+// of body, made here (one allocation per message instead of one per string).
+func newScanner(body []byte) scanner { return scanner{b: body, src: string(body)} }
 
 func (s *scanner) ws() {
 	for s.i < len(s.b) {
@@ -205,7 +210,7 @@ func (s *scanner) str() (string, bool) {
 		c := s.b[s.i]
 		switch {
 		case c == '"':
-			v := string(s.b[start:s.i])
+			v := s.src[start:s.i]
 			s.i++
 			return v, true
 		case c == '\\' || c < 0x20:
@@ -287,7 +292,7 @@ func (s *scanner) end() bool {
 func DecodeConfirmRequest(body []byte) (ConfirmRequest, error) {
 	var m ConfirmRequest
 	if utf8.Valid(body) {
-		s := scanner{b: body}
+		s := newScanner(body)
 		ok := s.object(func(name string) (ok bool) {
 			var n int64
 			switch name {
@@ -356,7 +361,7 @@ func DecodeConfirmResponse(body []byte) (ConfirmResponse, error) {
 	var m ConfirmResponse
 	if utf8.Valid(body) {
 		var bd Binding
-		s := scanner{b: body}
+		s := newScanner(body)
 		ok := s.object(func(name string) (ok bool) {
 			var n int64
 			switch name {
@@ -399,7 +404,7 @@ func DecodeBindingRecord(body []byte) (origin string, bd Binding, subject string
 	if !utf8.Valid(body) {
 		return "", Binding{}, "", 0, 0, false
 	}
-	s := scanner{b: body}
+	s := newScanner(body)
 	ok = s.object(func(name string) (ok bool) {
 		switch name {
 		case "o":

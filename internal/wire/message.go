@@ -138,7 +138,7 @@ func Decode(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("%w: trailing data after the JSON object", ErrMessage)
 	}
-	s := scanner{b: body}
+	s := newScanner(body)
 	return s.checkNames(schemaOf(reflect.TypeOf(v)))
 }
 

@@ -6,9 +6,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -77,16 +79,16 @@ func SignedContent(dir Direction, id string, ts int64, body []byte) []byte {
 // Sign returns the signature header value: one "v1,<base64 HMAC-SHA256>"
 // entry per key, separated by single spaces.
 func Sign(keys [][]byte, dir Direction, id string, ts int64, body []byte) string {
-	var prefix [128]byte
-	head := signedHead(prefix[:0], dir, id, ts)
-	out := make([]byte, 0, len(keys)*48)
-	var mac [sha256.Size]byte
+	m := macPool.Get().(*macState)
+	defer macPool.Put(m)
+	head := signedHead(m.head[:0], dir, id, ts)
+	out := m.out[:0]
 	for i, k := range keys {
 		if i > 0 {
 			out = append(out, ' ')
 		}
 		out = append(out, "v1,"...)
-		out = base64.StdEncoding.AppendEncode(out, macOf(k, head, body, mac[:0]))
+		out = base64.StdEncoding.AppendEncode(out, m.mac(k, head, body))
 	}
 	return string(out)
 }
@@ -102,12 +104,50 @@ func signedHead(b []byte, dir Direction, id string, ts int64) []byte {
 	return append(b, '.')
 }
 
-// macOf is HMAC-SHA256(key, head || body), without copying the body.
-func macOf(key, head, body, dst []byte) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write(head)
-	m.Write(body)
-	return m.Sum(dst)
+// macState computes HMAC-SHA256 (RFC 2104) with a SHA-256 state and
+// scratch buffers reused through macPool, so that signing or checking a
+// message allocates nothing beyond its result: crypto/hmac.New allocates
+// two hash states and both pads for every MAC.
+type macState struct {
+	h     hash.Hash
+	pad   [sha256.BlockSize]byte
+	inner [sha256.Size]byte
+	sum   [sha256.Size]byte
+	head  [160]byte // the signed head, "domainconfirm.v1.<dir>.<id>.<ts>."
+	out   [MaxSignatures * 48]byte
+	b64   [44]byte                             // one entry's base64, to decode
+	macs  [MaxSignatures][sha256.Size + 1]byte // decoded entries (Decode wants a spare byte)
+}
+
+var macPool = sync.Pool{New: func() any { return &macState{h: sha256.New()} }}
+
+// mac returns HMAC-SHA256(key, head || body), without copying the body, in
+// m's own buffer: valid until the next mac of m.
+func (m *macState) mac(key, head, body []byte) []byte {
+	h := m.h
+	clear(m.pad[:])
+	if len(key) > sha256.BlockSize {
+		h.Reset()
+		h.Write(key)
+		h.Sum(m.pad[:0])
+	} else {
+		copy(m.pad[:], key)
+	}
+	for i := range m.pad {
+		m.pad[i] ^= 0x36
+	}
+	h.Reset()
+	h.Write(m.pad[:])
+	h.Write(head)
+	h.Write(body)
+	inner := h.Sum(m.inner[:0])
+	for i := range m.pad {
+		m.pad[i] ^= 0x36 ^ 0x5c
+	}
+	h.Reset()
+	h.Write(m.pad[:])
+	h.Write(inner)
+	return h.Sum(m.sum[:0])
 }
 
 // CheckID validates a message id: 1 to 64 characters of [A-Za-z0-9_-].
@@ -163,36 +203,36 @@ func Verify(keys [][]byte, dir Direction, id, timestamp, signature string, body 
 	if len(signature) > MaxSignatureHeaderLen {
 		return fmt.Errorf("%w: signature header longer than %d bytes", ErrSignature, MaxSignatureHeaderLen)
 	}
-	entries := strings.Split(signature, " ")
-	if len(entries) > MaxSignatures {
-		return fmt.Errorf("%w: more than %d signatures", ErrSignature, MaxSignatures)
+	m := macPool.Get().(*macState)
+	defer macPool.Put(m)
+	// The entries, split on single spaces, in m's scratch: a header of
+	// several entries costs no allocation.
+	n, entries := 0, 0
+	for rest := signature; ; {
+		e, after, more := strings.Cut(rest, " ")
+		if entries++; entries > MaxSignatures {
+			return fmt.Errorf("%w: more than %d signatures", ErrSignature, MaxSignatures)
+		}
+		if b64, ok := strings.CutPrefix(e, "v1,"); ok && len(b64) == base64.StdEncoding.EncodedLen(sha256.Size) {
+			copy(m.b64[:], b64)
+			if k, err := base64.StdEncoding.Strict().Decode(m.macs[n][:], m.b64[:len(b64)]); err == nil && k == sha256.Size {
+				n++
+			}
+		}
+		if !more {
+			break
+		}
+		rest = after
 	}
-	var macs [][]byte
-	for _, e := range entries {
-		b64, ok := strings.CutPrefix(e, "v1,")
-		if !ok {
-			continue
-		}
-		if len(b64) != base64.StdEncoding.EncodedLen(sha256.Size) {
-			continue
-		}
-		mac, err := base64.StdEncoding.Strict().DecodeString(b64)
-		if err != nil || len(mac) != sha256.Size {
-			continue
-		}
-		macs = append(macs, mac)
-	}
-	if len(macs) == 0 {
+	if n == 0 {
 		return fmt.Errorf("%w: no well-formed v1 entry", ErrSignature)
 	}
-	var prefix [128]byte
-	head := signedHead(prefix[:0], dir, id, ts)
+	head := signedHead(m.head[:0], dir, id, ts)
 	ok := false
-	var buf [sha256.Size]byte
 	for _, k := range keys {
-		want := macOf(k, head, body, buf[:0])
-		for _, mac := range macs {
-			if hmac.Equal(mac, want) {
+		want := m.mac(k, head, body)
+		for i := range n {
+			if hmac.Equal(m.macs[i][:sha256.Size], want) {
 				ok = true
 			}
 		}

@@ -16,10 +16,14 @@
 // Give every process of the API the same stores, on the same Redis:
 //
 //	rdb := redis.NewClient(&redis.Options{Addr: "redis.internal:6379"})
+//	replay, err := redisstore.NewReplayStore(ctx, rdb)
+//	if err != nil {
+//		return err // unreachable, or may evict keys: see Eviction
+//	}
 //	v, err := verify.New(verify.Config{
 //		Audience:      "https://api.example",
 //		Registry:      registry,
-//		Replay:        redisstore.NewReplayStore(rdb),
+//		Replay:        replay,
 //		NegativeCache: redisstore.NewNegativeCache(rdb),
 //	})
 //
@@ -44,10 +48,49 @@
 // verify.Config.NegativeCacheTTL (30 s by default, at most 5 min).
 // No key or value holds a token. [WithPrefix] replaces "domainconfirm:".
 // Every operation is on a single key, so Redis Cluster needs no hash tags.
-// The negative cache is bounded by Redis's own memory settings
-// (maxmemory, with an eviction policy such as volatile-ttl) rather than by
-// verify.Config.NegativeCacheSize, which applies to the in-memory cache
+// The negative cache is bounded by its TTL and Redis's memory rather than
+// by verify.Config.NegativeCacheSize, which applies to the in-memory cache
 // only.
+//
+// # Eviction
+//
+// A replay mark deleted before it expires lets its token be accepted once
+// more, if its site does not consume tokens. Redis deletes keys early only
+// under memory pressure, and only if its maxmemory-policy allows it: every
+// allkeys-* policy, and every volatile-* one too, since every key here has
+// a TTL. Only noeviction is safe; then a full Redis refuses writes (OOM),
+// Mark fails and the request gets a 503, never a pass.
+//
+// So [NewReplayStore] reads maxmemory-policy with CONFIG GET (on every node
+// of a [redis.ClusterClient], replicas included) and returns an error
+// wrapping [ErrEvictionPolicy] for any other policy. [UnsafeAllowEviction]
+// accepts it, with a WARN through the [WithLogger] logger. A Redis that
+// refuses CONFIG GET (managed services may) is accepted with a WARN: check
+// its policy by other means. An unreachable Redis is an error: the check
+// needs an answer. [NewNegativeCache] does not check: its entries are an
+// optimisation, and one evicted costs a call-back.
+//
+// Keep the replay memory in a Redis or database of its own if the same
+// Redis serves caches that need an evicting policy.
+//
+// # Redis Cluster
+//
+// Pass a [redis.ClusterClient]; every key stands alone, so no hash tags are
+// needed, and this package's tests run on a three-master cluster too. When
+// a master fails, go-redis retries a command on its slot (the dial error,
+// then CLUSTERDOWN once the other masters flag the node) up to
+// ClusterOptions.MaxRedirects times (3 by default) with a short backoff,
+// then returns the error: the request gets a 503. Requests whose keys live
+// on the other masters keep working until the cluster as a whole declares
+// itself down (cluster-node-timeout, 15 s by default; with
+// cluster-require-full-coverage, the default, every slot is then refused).
+// Keep DialTimeout, ReadTimeout and WriteTimeout short (a second), and
+// DialerRetries low, so that these 503s are quick. A master without a
+// replica that restarts without persistence comes back empty: its replay
+// marks are gone, and only the sites' consumption of tokens stops them
+// from being accepted again (package callback does consume them). With
+// replicas, a failover promotes one, and the asynchronous replication
+// caveat below applies.
 //
 // # One round trip each, atomic
 //
@@ -94,4 +137,39 @@
 // site that does not, persist the replay memory (appendonly yes) or accept
 // that a token accepted in the minutes before the restart could be accepted
 // once more.
+//
+// # Shared call-back budget
+//
+// A verifier keeps each origin's call-back budget
+// (verify.Config.CallbacksPerSecond and CallbackBurst, or the origin's own,
+// verify.Registration.WithBudget) in its process: N processes of an API call
+// an origin back up to N times its budget. A [Budget] keeps the budgets in
+// Redis, so that every process given one on the same Redis shares them:
+//
+//	v, err := verify.New(verify.Config{
+//		Audience: "https://api.example",
+//		Registry: registry,
+//		Budget:   redisstore.NewBudget(rdb),
+//		// Replay and NegativeCache as above.
+//	})
+//
+// Each origin's budget is one hash, "domainconfirm:budget:<origin>" (such
+// as "domainconfirm:budget:https://shop.example"; [WithPrefix] applies),
+// holding a token bucket that behaves as the in-process one, refilled by
+// Redis's clock, and expiring once it is full again. A decision is one
+// script, which Redis runs atomically: one round trip, on one key, so Redis
+// Cluster needs no hash tags. Each process's own bucket is still asked first,
+// so that a flood through one process is refused without a round trip.
+//
+// When Redis fails or takes over 100 ms to decide, each process's own
+// bucket decides alone: for the outage an origin gets up to N times its
+// budget, never an unlimited number of call-backs. The verifier logs it at
+// WARN (at most once every 10 seconds) and counts it in
+// verify.Stats.BudgetFallbacks; once Redis answers again the budget is
+// shared again. After PoolSize failed dials in a row a go-redis client fails
+// fast until a dial it tries in the background, once a second, succeeds:
+// expect the fallback to last a second or so past the outage. A command the
+// client retries (MaxRetries) may take a second token for one call-back:
+// stricter, never looser. Redis 5 or newer is needed (scripts replicated by
+// their effects).
 package redisstore

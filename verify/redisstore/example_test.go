@@ -1,6 +1,7 @@
 package redisstore_test
 
 import (
+	"context"
 	"log"
 	"time"
 
@@ -27,10 +28,16 @@ func Example() {
 	if err != nil {
 		log.Fatal(err)
 	}
+	// NewReplayStore checks that Redis will not evict its marks
+	// (maxmemory-policy noeviction), so it needs Redis to answer.
+	replay, err := redisstore.NewReplayStore(context.Background(), rdb)
+	if err != nil {
+		log.Fatal(err)
+	}
 	v, err := verify.New(verify.Config{
 		Audience:      "https://api.example",
 		Registry:      registry,
-		Replay:        redisstore.NewReplayStore(rdb),
+		Replay:        replay,
 		NegativeCache: redisstore.NewNegativeCache(rdb),
 	})
 	if err != nil {
@@ -49,7 +56,10 @@ func ExampleWithPrefix() {
 
 	// Keys are then "orders-api:replay:<token hash>" and
 	// "orders-api:neg:<origin>#<token hash>".
-	replay := redisstore.NewReplayStore(rdb, redisstore.WithPrefix("orders-api:"))
+	replay, err := redisstore.NewReplayStore(context.Background(), rdb, redisstore.WithPrefix("orders-api:"))
+	if err != nil {
+		log.Fatal(err)
+	}
 	negative := redisstore.NewNegativeCache(rdb, redisstore.WithPrefix("orders-api:"))
 	_, _ = replay, negative
 }

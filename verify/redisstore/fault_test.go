@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/domainconfirm/domainconfirm/callback"
-	cbredis "github.com/domainconfirm/domainconfirm/callback/redisstore"
 	"github.com/domainconfirm/domainconfirm/internal/redistest"
 	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/verify"
@@ -35,7 +34,7 @@ const recoveryTimeout = 15 * time.Second
 func TestRedisOutage(t *testing.T) {
 	rs := redistest.StartServer(t)
 	secret := callback.GenerateSecret()
-	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}, Store: cbredis.New(rs.Client())})
+	srv, site := sitetest.NewSite(t, callback.Config{APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}, Store: newTokenStore(t, rs.Client())})
 	a := newVerifier(t, srv, secret, rs.Client(), redistest.Prefix(t), nil)
 	b := newVerifier(t, srv, secret, nil, "", func(cfg *verify.Config) { cfg.BreakerThreshold = 1 << 30 })
 	apis := map[string]*verify.Verifier{"A": a, "B": b}

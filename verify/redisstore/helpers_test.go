@@ -29,7 +29,7 @@ func newVerifier(t *testing.T, srv *sitetest.Server, secret string, client redis
 	require.NoError(t, reg.Add(srv.Origin, "", secret))
 	cfg := verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots, UnsafeAllowPrivateAddresses: true}
 	if client != nil {
-		cfg.Replay = redisstore.NewReplayStore(client, redisstore.WithPrefix(prefix))
+		cfg.Replay = newReplayStore(t, client, redisstore.WithPrefix(prefix))
 		cfg.NegativeCache = redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix))
 	}
 	if edit != nil {

@@ -18,7 +18,10 @@ const DefaultPrefix = "domainconfirm:"
 // Option configures a ReplayStore or a NegativeCache.
 type Option func(*options)
 
-type options struct{ prefix string }
+type options struct {
+	prefix string
+	evictionOptions
+}
 
 // WithPrefix replaces DefaultPrefix ("domainconfirm:") as the start of every
 // key, for instance to keep several applications apart in one Redis
@@ -50,12 +53,24 @@ var _ verify.ReplayStore = (*ReplayStore)(nil)
 // NewReplayStore returns a ReplayStore that keeps its marks in client: a
 // *redis.Client, a *redis.ClusterClient (every operation is on a single
 // key) or a *redis.FailoverClient. The store does not close the client.
+//
+// NewReplayStore reads maxmemory-policy on every node (CONFIG GET, one
+// round trip each, within ctx) and returns an error wrapping
+// [ErrEvictionPolicy] if any may evict keys, that is unless it is
+// noeviction: an evicted mark lets its token be accepted again.
+// [UnsafeAllowEviction] turns that error into a warning through the
+// [WithLogger] logger. A Redis that refuses CONFIG GET, as managed services
+// may, is accepted with a warning; an unreachable one is an error.
 // NewReplayStore panics if client is nil.
-func NewReplayStore(client redis.UniversalClient, opts ...Option) *ReplayStore {
+func NewReplayStore(ctx context.Context, client redis.UniversalClient, opts ...Option) (*ReplayStore, error) {
 	if client == nil {
 		panic("redisstore: NewReplayStore: nil client")
 	}
-	return &ReplayStore{client: client, prefix: newOptions(opts).prefix + "replay:"}
+	o := newOptions(opts)
+	if err := checkEviction(ctx, client, "replay store", o.evictionOptions); err != nil {
+		return nil, err
+	}
+	return &ReplayStore{client: client, prefix: o.prefix + "replay:"}, nil
 }
 
 // Seen implements [verify.ReplayStore] with EXISTS key.
@@ -101,7 +116,10 @@ type NegativeCache struct {
 var _ verify.NegativeCache = (*NegativeCache)(nil)
 
 // NewNegativeCache returns a NegativeCache that keeps rejections in client
-// (see NewReplayStore). NewNegativeCache panics if client is nil.
+// (see NewReplayStore). It does not read maxmemory-policy, and ignores
+// UnsafeAllowEviction and WithLogger: the cache is only an optimisation,
+// and an evicted rejection costs one call-back, which the origin answers
+// the same. It does no I/O. NewNegativeCache panics if client is nil.
 func NewNegativeCache(client redis.UniversalClient, opts ...Option) *NegativeCache {
 	if client == nil {
 		panic("redisstore: NewNegativeCache: nil client")

@@ -22,62 +22,64 @@ import (
 func tokenKey() string { return wire.TokenHash(sitetest.ForgedToken()) }
 
 func TestReplayStore(t *testing.T) {
-	client := redistest.Client(t)
-	prefix := redistest.Prefix(t)
-	s := redisstore.NewReplayStore(client, redisstore.WithPrefix(prefix))
-	ctx := context.Background()
-	key := tokenKey()
-
-	seen, err := s.Seen(ctx, key)
-	require.NoError(t, err)
-	require.False(t, seen)
-
-	first, err := s.Mark(ctx, key, 6*time.Minute)
-	require.NoError(t, err)
-	require.True(t, first)
-
-	seen, err = s.Seen(ctx, key)
-	require.NoError(t, err)
-	require.True(t, seen)
-
-	first, err = s.Mark(ctx, key, 6*time.Minute)
-	require.NoError(t, err)
-	require.False(t, first, "a second Mark is not first")
-
-	// The layout is documented: one key per accepted token, expiring when
-	// the verifier says; a second Mark does not extend it.
-	raw := prefix + "replay:" + key
-	v, err := client.Get(ctx, raw).Result()
-	require.NoError(t, err)
-	require.Equal(t, "1", v)
-	pttl, err := client.PTTL(ctx, raw).Result()
-	require.NoError(t, err)
-	require.Greater(t, pttl, 5*time.Minute)
-	require.LessOrEqual(t, pttl, 6*time.Minute)
-
-	t.Run("ttl is sent in milliseconds, rounded up", func(t *testing.T) {
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		client := newClient()
+		prefix := redistest.Prefix(t)
+		s := newReplayStore(t, client, redisstore.WithPrefix(prefix))
+		ctx := context.Background()
 		key := tokenKey()
-		first, err := s.Mark(ctx, key, 5*time.Minute+1500*time.Microsecond)
+
+		seen, err := s.Seen(ctx, key)
+		require.NoError(t, err)
+		require.False(t, seen)
+
+		first, err := s.Mark(ctx, key, 6*time.Minute)
 		require.NoError(t, err)
 		require.True(t, first)
-		pttl, err := client.PTTL(ctx, prefix+"replay:"+key).Result()
+
+		seen, err = s.Seen(ctx, key)
 		require.NoError(t, err)
-		require.Greater(t, pttl, 5*time.Minute-time.Second)
-		require.LessOrEqual(t, pttl, 5*time.Minute+2*time.Millisecond)
-	})
-	t.Run("ttl must be positive", func(t *testing.T) {
-		_, err := s.Mark(ctx, tokenKey(), 0)
-		require.ErrorContains(t, err, "redisstore: replay store: ttl must be positive")
-	})
-	t.Run("default prefix", func(t *testing.T) {
-		key := tokenKey()
-		t.Cleanup(func() { client.Del(context.Background(), "domainconfirm:replay:"+key) })
-		first, err := redisstore.NewReplayStore(client).Mark(ctx, key, time.Minute)
+		require.True(t, seen)
+
+		first, err = s.Mark(ctx, key, 6*time.Minute)
 		require.NoError(t, err)
-		require.True(t, first)
-		n, err := client.Exists(ctx, "domainconfirm:replay:"+key).Result()
+		require.False(t, first, "a second Mark is not first")
+
+		// The layout is documented: one key per accepted token, expiring when
+		// the verifier says; a second Mark does not extend it.
+		raw := prefix + "replay:" + key
+		v, err := client.Get(ctx, raw).Result()
 		require.NoError(t, err)
-		require.EqualValues(t, 1, n)
+		require.Equal(t, "1", v)
+		pttl, err := client.PTTL(ctx, raw).Result()
+		require.NoError(t, err)
+		require.Greater(t, pttl, 5*time.Minute)
+		require.LessOrEqual(t, pttl, 6*time.Minute)
+
+		t.Run("ttl is sent in milliseconds, rounded up", func(t *testing.T) {
+			key := tokenKey()
+			first, err := s.Mark(ctx, key, 5*time.Minute+1500*time.Microsecond)
+			require.NoError(t, err)
+			require.True(t, first)
+			pttl, err := client.PTTL(ctx, prefix+"replay:"+key).Result()
+			require.NoError(t, err)
+			require.Greater(t, pttl, 5*time.Minute-time.Second)
+			require.LessOrEqual(t, pttl, 5*time.Minute+2*time.Millisecond)
+		})
+		t.Run("ttl must be positive", func(t *testing.T) {
+			_, err := s.Mark(ctx, tokenKey(), 0)
+			require.ErrorContains(t, err, "redisstore: replay store: ttl must be positive")
+		})
+		t.Run("default prefix", func(t *testing.T) {
+			key := tokenKey()
+			t.Cleanup(func() { client.Del(context.Background(), "domainconfirm:replay:"+key) })
+			first, err := newReplayStore(t, client).Mark(ctx, key, time.Minute)
+			require.NoError(t, err)
+			require.True(t, first)
+			n, err := client.Exists(ctx, "domainconfirm:replay:"+key).Result()
+			require.NoError(t, err)
+			require.EqualValues(t, 1, n)
+		})
 	})
 }
 
@@ -85,83 +87,85 @@ func TestReplayStore(t *testing.T) {
 // two API servers would), exactly one is first; also when one of the
 // clients is go-redis's AutoPipeliner.
 func TestReplayStoreMarkOneWinner(t *testing.T) {
-	for _, pipelined := range []bool{false, true} {
-		t.Run(fmt.Sprintf("auto-pipelined=%v", pipelined), func(t *testing.T) {
-			prefix := redistest.Prefix(t)
-			var second redis.UniversalClient = redistest.Client(t)
-			if pipelined {
-				ap, err := redistest.Client(t).AutoPipeline()
-				require.NoError(t, err)
-				second = ap
-			}
-			stores := []*redisstore.ReplayStore{
-				redisstore.NewReplayStore(redistest.Client(t), redisstore.WithPrefix(prefix)),
-				redisstore.NewReplayStore(second, redisstore.WithPrefix(prefix)),
-			}
-			ctx := context.Background()
-			for round := range 5 {
-				key := tokenKey()
-				var firsts, errs atomic.Int64
-				start := make(chan struct{})
-				var wg sync.WaitGroup
-				for i := range 200 {
-					wg.Go(func() {
-						<-start
-						first, err := stores[i%2].Mark(ctx, key, time.Minute)
-						if err != nil {
-							errs.Add(1)
-						}
-						if first {
-							firsts.Add(1)
-						}
-					})
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		for _, pipelined := range []bool{false, true} {
+			t.Run(fmt.Sprintf("auto-pipelined=%v", pipelined), func(t *testing.T) {
+				prefix := redistest.Prefix(t)
+				var second redis.UniversalClient = newClient()
+				if pipelined {
+					second = autoPipeline(t, newClient())
 				}
-				close(start)
-				wg.Wait()
-				require.Zero(t, errs.Load(), "round %d", round)
-				require.EqualValues(t, 1, firsts.Load(), "round %d", round)
-			}
-		})
-	}
+				stores := []*redisstore.ReplayStore{
+					newReplayStore(t, newClient(), redisstore.WithPrefix(prefix)),
+					newReplayStore(t, second, redisstore.WithPrefix(prefix)),
+				}
+				ctx := context.Background()
+				for round := range 5 {
+					key := tokenKey()
+					var firsts, errs atomic.Int64
+					start := make(chan struct{})
+					var wg sync.WaitGroup
+					for i := range 200 {
+						wg.Go(func() {
+							<-start
+							first, err := stores[i%2].Mark(ctx, key, time.Minute)
+							if err != nil {
+								errs.Add(1)
+							}
+							if first {
+								firsts.Add(1)
+							}
+						})
+					}
+					close(start)
+					wg.Wait()
+					require.Zero(t, errs.Load(), "round %d", round)
+					require.EqualValues(t, 1, firsts.Load(), "round %d", round)
+				}
+			})
+		}
+	})
 }
 
 func TestNegativeCache(t *testing.T) {
-	client := redistest.Client(t)
-	prefix := redistest.Prefix(t)
-	c := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix))
-	ctx := context.Background()
-	key := "https://shop.example#" + tokenKey()
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		client := newClient()
+		prefix := redistest.Prefix(t)
+		c := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix))
+		ctx := context.Background()
+		key := "https://shop.example#" + tokenKey()
 
-	_, ok, err := c.Get(ctx, key)
-	require.NoError(t, err)
-	require.False(t, ok)
+		_, ok, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		require.False(t, ok)
 
-	require.NoError(t, c.Add(ctx, key, wire.ReasonUnknownToken, 30*time.Second))
-	reason, ok, err := c.Get(ctx, key)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, wire.ReasonUnknownToken, reason)
+		require.NoError(t, c.Add(ctx, key, wire.ReasonUnknownToken, 30*time.Second))
+		reason, ok, err := c.Get(ctx, key)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, wire.ReasonUnknownToken, reason)
 
-	raw := prefix + "neg:" + key
-	pttl, err := client.PTTL(ctx, raw).Result()
-	require.NoError(t, err)
-	require.Greater(t, pttl, 29*time.Second)
-	require.LessOrEqual(t, pttl, 30*time.Second)
+		raw := prefix + "neg:" + key
+		pttl, err := client.PTTL(ctx, raw).Result()
+		require.NoError(t, err)
+		require.Greater(t, pttl, 29*time.Second)
+		require.LessOrEqual(t, pttl, 30*time.Second)
 
-	// Another process reads what this one cached.
-	other := redisstore.NewNegativeCache(redistest.Client(t), redisstore.WithPrefix(prefix))
-	reason, ok, err = other.Get(ctx, key)
-	require.NoError(t, err)
-	require.True(t, ok)
-	require.Equal(t, wire.ReasonUnknownToken, reason)
+		// Another process reads what this one cached.
+		other := redisstore.NewNegativeCache(newClient(), redisstore.WithPrefix(prefix))
+		reason, ok, err = other.Get(ctx, key)
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.Equal(t, wire.ReasonUnknownToken, reason)
 
-	t.Run("ttl must be positive", func(t *testing.T) {
-		require.ErrorContains(t, c.Add(ctx, key, "x", -time.Second), "redisstore: negative cache: ttl must be positive")
+		t.Run("ttl must be positive", func(t *testing.T) {
+			require.ErrorContains(t, c.Add(ctx, key, "x", -time.Second), "redisstore: negative cache: ttl must be positive")
+		})
 	})
 }
 
 func TestConstructorsNilClient(t *testing.T) {
-	require.PanicsWithValue(t, "redisstore: NewReplayStore: nil client", func() { redisstore.NewReplayStore(nil) })
+	require.PanicsWithValue(t, "redisstore: NewReplayStore: nil client", func() { _, _ = redisstore.NewReplayStore(context.Background(), nil) })
 	require.PanicsWithValue(t, "redisstore: NewNegativeCache: nil client", func() { redisstore.NewNegativeCache(nil) })
 }
 
@@ -179,9 +183,8 @@ func TestStoreErrors(t *testing.T) {
 		require.NotContains(t, msg, token)
 		require.NotContains(t, msg, key)
 	}
-	check := func(t *testing.T, client redis.UniversalClient, prefix string) {
+	check := func(t *testing.T, replay *redisstore.ReplayStore, client redis.UniversalClient, prefix string) {
 		t.Helper()
-		replay := redisstore.NewReplayStore(client, redisstore.WithPrefix(prefix))
 		_, err := replay.Seen(ctx, key)
 		noLeak(t, err, "replay store")
 		first, err := replay.Mark(ctx, key, time.Minute)
@@ -197,25 +200,36 @@ func TestStoreErrors(t *testing.T) {
 	t.Run("unreachable", func(t *testing.T) {
 		client := redis.NewClient(&redis.Options{Addr: closedPort(t), MaxRetries: -1, DialerRetries: 1})
 		t.Cleanup(func() { client.Close() })
-		check(t, client, "")
-	})
-	t.Run("context canceled", func(t *testing.T) {
-		canceled, cancel := context.WithCancel(ctx)
-		cancel()
-		_, err := redisstore.NewReplayStore(redistest.Client(t)).Seen(canceled, key)
+		_, err := redisstore.NewReplayStore(ctx, client)
 		noLeak(t, err, "replay store")
-		require.ErrorIs(t, err, context.Canceled)
+		require.ErrorContains(t, err, "redisstore: replay store: reading maxmemory-policy: ")
+
+		// Reachable when the store was made, then gone.
+		rs := redistest.StartServer(t)
+		client = rs.Client()
+		replay := newReplayStore(t, client)
+		rs.Kill()
+		check(t, replay, client, "")
 	})
-	t.Run("wrong type", func(t *testing.T) {
-		client := redistest.Client(t)
-		prefix := redistest.Prefix(t)
-		raw := prefix + "neg:https://shop.example#" + key
-		require.NoError(t, client.RPush(ctx, raw, "a value").Err())
-		t.Cleanup(func() { client.Del(context.Background(), raw) })
-		_, _, err := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix)).Get(ctx, "https://shop.example#"+key)
-		noLeak(t, err, "negative cache")
-		require.ErrorContains(t, err, "WRONGTYPE")
-		require.NotContains(t, err.Error(), "a value")
+	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+		t.Run("context canceled", func(t *testing.T) {
+			canceled, cancel := context.WithCancel(ctx)
+			cancel()
+			_, err := newReplayStore(t, newClient()).Seen(canceled, key)
+			noLeak(t, err, "replay store")
+			require.ErrorIs(t, err, context.Canceled)
+		})
+		t.Run("wrong type", func(t *testing.T) {
+			client := newClient()
+			prefix := redistest.Prefix(t)
+			raw := prefix + "neg:https://shop.example#" + key
+			require.NoError(t, client.RPush(ctx, raw, "a value").Err())
+			t.Cleanup(func() { client.Del(context.Background(), raw) })
+			_, _, err := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix)).Get(ctx, "https://shop.example#"+key)
+			noLeak(t, err, "negative cache")
+			require.ErrorContains(t, err, "WRONGTYPE")
+			require.NotContains(t, err.Error(), "a value")
+		})
 	})
 }
 
