@@ -246,6 +246,11 @@
 // first, so that origins answering validly but slowly, however many are
 // registered, cannot take the verifier from the others.
 //
+// The bucket is per process: N processes of an API give each origin N times
+// its budget. [Config].Budget shares it among them (package
+// github.com/domainconfirm/domainconfirm/verify/redisstore has one on
+// Redis); when it fails, each process's own bucket decides, never no limit.
+//
 // # Running it
 //
 // A [MemoryRegistry] changes while the API runs: [MemoryRegistry.ReloadFile]

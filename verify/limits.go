@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,8 +30,9 @@ const (
 )
 
 // limits keeps the verifier from becoming an amplifier or a hammer: per
-// origin, a token bucket on call-backs, a cap on call-backs in flight and a
-// circuit breaker; a global in-flight cap over all origins, shared fairly.
+// origin, a token bucket on call-backs (and a Budget shared with other
+// verifiers, if configured), a cap on call-backs in flight and a circuit
+// breaker; a global in-flight cap over all origins, shared fairly.
 type limits struct {
 	rate      rate.Limit
 	burst     int
@@ -39,6 +41,11 @@ type limits struct {
 	cooldown  time.Duration
 	slowAfter time.Duration // a call-back that holds its slot longer is slow
 	log       *slog.Logger
+	budget    Budget // nil: the buckets alone
+
+	budgetFallbacks atomic.Int64 // decisions budget failed to take, for Stats
+	budgetMu        sync.Mutex
+	budgetFail      budgetFailures // guarded by budgetMu
 
 	global  slots         // all call-backs in flight
 	gate    *loggate.Gate // the budget of limit records over all origins
@@ -89,6 +96,7 @@ func newLimits(cfg *Config) *limits {
 		cooldown:  cfg.BreakerCooldown,
 		slowAfter: slowAfter,
 		log:       logger,
+		budget:    cfg.Budget,
 		gate:      loggate.New(limitLogEvery, limitLogBurst),
 		global: slots{free: cfg.MaxInFlight, slowCap: max(1, cfg.MaxInFlight/slowShareDivisor),
 			slowFor: cfg.BreakerCooldown},
@@ -129,7 +137,9 @@ func (l *limits) of(origin string, r rate.Limit, b int) *originLimits {
 // The origin's budget is reg's (Registration.WithBudget) or the Config's;
 // a registration whose budget changed since the origin's last call-back
 // changes the bucket's rate and burst as from that call-back, keeping the
-// tokens the bucket held then (capped at the new burst).
+// tokens the bucket held then (capped at the new burst). With a
+// Config.Budget, a call-back the bucket allows is then put to the shared
+// budget too (see allowShared).
 func (l *limits) acquire(ctx context.Context, reg *Registration, now time.Time) (release func(answered bool, end time.Time), err *Error) {
 	origin := reg.origin
 	r, b := l.budgetOf(reg)
@@ -210,9 +220,31 @@ func (l *limits) acquire(ctx context.Context, reg *Registration, now time.Time) 
 		<-o.inFlight
 		return nil, breakerOpen(origin, max(wait, time.Second))
 	}
-	allowed := o.bucket.AllowN(o.last, 1)
-	bucketRate = o.rate
+	var allowed bool
+	if l.budget == nil {
+		allowed = o.bucket.AllowN(o.last, 1)
+	} else {
+		allowed = o.bucket.TokensAt(o.last) >= 1
+	}
+	bucketRate, bucketBurst := o.rate, o.burst
 	o.mu.Unlock()
+	if allowed && l.budget != nil {
+		// The shared budget decides once this process's own bucket would
+		// allow the call-back (see allowShared). The slots are given back
+		// even if the Budget or the Logger panics.
+		decided := false
+		func() {
+			defer func() {
+				if !decided {
+					l.global.giveBack(o, slow)
+					<-o.inFlight
+					undoProbeLocked(o, half)
+				}
+			}()
+			allowed = l.allowShared(ctx, o, float64(bucketRate), bucketBurst, now)
+			decided = true
+		}()
+	}
 	if !allowed {
 		l.global.giveBack(o, slow)
 		<-o.inFlight
@@ -546,6 +578,11 @@ type Stats struct {
 	// OpenBreakers is the number of origins whose circuit breaker is open
 	// (failing fast) or half-open (one call-back probing the origin).
 	OpenBreakers int
+	// BudgetFallbacks counts, since the verifier was made, the call-backs
+	// that Config.Budget failed to decide on (an error, or no answer within
+	// 100 ms), on which the verifier's own per-origin bucket decided
+	// instead. It only grows; 0 without a Config.Budget.
+	BudgetFallbacks int64
 }
 
 // Stats returns a snapshot of the call-backs in flight and the open
@@ -559,7 +596,7 @@ func (v *Verifier) Stats() Stats {
 		origins = append(origins, o)
 	}
 	l.mu.Unlock()
-	var s Stats
+	s := Stats{BudgetFallbacks: l.budgetFallbacks.Load()}
 	for _, o := range origins {
 		s.InFlight += len(o.inFlight)
 		o.mu.Lock()

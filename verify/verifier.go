@@ -115,6 +115,18 @@ type Config struct {
 	CallbacksPerSecond float64
 	CallbackBurst      int
 
+	// Budget, if set, shares each origin's call-back budget
+	// (CallbacksPerSecond and CallbackBurst, or the registration's
+	// WithBudget) with the other verifiers given the same Budget, such as
+	// every process of the API with a redisstore.Budget: the origin then
+	// gets its budget once in all, not once per process. Each process's
+	// own bucket still caps it at the budget, and decides alone for a
+	// call-back the Budget fails to decide on within 100 ms (logged at
+	// WARN, counted in Stats.BudgetFallbacks): a failing Budget never
+	// leaves an origin without a limit. If nil, each process has its own
+	// bucket per origin.
+	Budget Budget
+
 	// MaxInFlightPerOrigin caps concurrent call-backs to one origin, and
 	// MaxInFlight those to all origins together; beyond either, 429. If
 	// zero, 64 and 512. When call-backs wait for one of the MaxInFlight
