@@ -23,8 +23,10 @@ import (
 
 // confirm makes one call-back: it POSTs a signed confirmation request to the
 // registered URL and checks the signed answer. Any answer it cannot fully
-// validate is unverified, never confirmed.
-func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, tok *wire.ParsedToken, ri wire.RequestInfo) (*Result, error) {
+// validate is unverified, never confirmed. signed reports whether a validly
+// signed answer came back (whatever it said): the site then consumed the
+// token.
+func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash string, tok *wire.ParsedToken, ri wire.RequestInfo) (res *Result, signed bool, err error) {
 	challenge := wire.NewChallenge()
 	msg := wire.ConfirmRequest{
 		Version: 1, Type: wire.TypeConfirm,
@@ -33,11 +35,10 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 	}
 	body := msg.AppendJSON(make([]byte, 0, 512))
 	x := v.exchange(ctx, reg, body, v.logOn)
-	var res *Result
-	var err error
 	if x.err != nil {
 		err = x.err
 	} else {
+		signed = true
 		res, err = v.checkConfirmation(reg.origin, x.answer, challenge, tok, ri)
 	}
 	if v.logOn {
@@ -60,7 +61,26 @@ func (v *Verifier) confirm(ctx context.Context, reg *Registration, tokenHash str
 			v.log.LogAttrs(ctx, slog.LevelDebug, "domainconfirm: call-back", attrs...)
 		}
 	}
-	return res, err
+	return res, signed, err
+}
+
+// roundTrip calls rt as http.Client.Do would, for a RoundTripper that may
+// break its contract (Config.WrapTransport's): a response without an error
+// has a body, and a response that comes with an error is closed.
+func roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) {
+	resp, err := rt.RoundTrip(req)
+	switch {
+	case err != nil:
+		if resp != nil && resp.Body != nil {
+			resp.Body.Close()
+		}
+		return nil, err
+	case resp == nil:
+		return nil, errors.New("the transport returned neither a response nor an error")
+	case resp.Body == nil:
+		resp.Body = http.NoBody
+	}
+	return resp, nil
 }
 
 // exchange is one signed call-back and what came of it.
@@ -117,7 +137,7 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 	var resp *http.Response
 	var err error
 	if v.transport != nil {
-		resp, err = v.transport.RoundTrip(req)
+		resp, err = roundTrip(v.transport, req)
 	} else {
 		resp, err = v.client.Do(req)
 	}

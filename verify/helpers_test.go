@@ -268,10 +268,10 @@ func (failingReplay) Seen(context.Context, string) (bool, error) {
 	return false, errors.New("replay store down")
 }
 
-func (failingReplay) Mark(context.Context, string, time.Duration) (bool, error) {
+func (failingReplay) Mark(context.Context, string, string, time.Duration) (bool, error) {
 	return false, errors.New("replay store down")
 }
 
-func (failingReplay) Unmark(context.Context, string) error {
+func (failingReplay) Unmark(context.Context, string, string) error {
 	return errors.New("replay store down")
 }

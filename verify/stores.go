@@ -2,6 +2,7 @@ package verify
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -14,16 +15,21 @@ import (
 // The verifier marks a token before it calls its origin back (Mark is both
 // the replay check and the reservation, one store operation on the cold
 // path) and lifts the mark (Unmark) only when the origin gave no answer, so
-// that a retry may call back.
+// that a retry may call back. Each mark carries its owner, a random value
+// of the verifier's request: a Mark or an Unmark sent twice (a client that
+// retries after a lost reply) then neither refuses the owner's own token
+// nor lifts a mark that another request set since.
 type ReplayStore interface {
 	// Seen reports whether key is marked. The verifier uses it only in
 	// Ready.
 	Seen(ctx context.Context, key string) (bool, error)
-	// Mark records key for ttl. It is atomic: of concurrent Marks of one
-	// key, exactly one returns true.
-	Mark(ctx context.Context, key string, ttl time.Duration) (first bool, err error)
-	// Unmark removes key's mark, if any.
-	Unmark(ctx context.Context, key string) error
+	// Mark marks key for ttl as owner's, unless it is marked already. It
+	// is atomic: of concurrent Marks of one key with different owners,
+	// exactly one returns true. first is true when owner marked key now
+	// or holds its mark already (a repeated Mark).
+	Mark(ctx context.Context, key, owner string, ttl time.Duration) (first bool, err error)
+	// Unmark removes key's mark if owner holds it, and nothing otherwise.
+	Unmark(ctx context.Context, key, owner string) error
 }
 
 // NegativeCache remembers, for a short time, tokens the origin rejected, so
@@ -38,7 +44,10 @@ type NegativeCache interface {
 
 // MemoryReplayStore is the in-memory ReplayStore used when Config.Replay is
 // nil. It serves one process; several API servers need a shared store.
-type MemoryReplayStore struct{ c *gocache.Cache }
+type MemoryReplayStore struct {
+	mu sync.Mutex // makes each test-and-set and compare-and-delete one step
+	c  *gocache.Cache
+}
 
 var _ ReplayStore = (*MemoryReplayStore)(nil)
 
@@ -53,15 +62,24 @@ func (m *MemoryReplayStore) Seen(_ context.Context, key string) (bool, error) {
 	return ok, nil
 }
 
-// Mark implements ReplayStore. go-cache's Add fails when the key exists,
-// which makes it the atomic test-and-set.
-func (m *MemoryReplayStore) Mark(_ context.Context, key string, ttl time.Duration) (bool, error) {
-	return m.c.Add(key, struct{}{}, ttl) == nil, nil
+// Mark implements ReplayStore.
+func (m *MemoryReplayStore) Mark(_ context.Context, key, owner string, ttl time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.c.Get(key); ok {
+		return v.(string) == owner, nil
+	}
+	m.c.Set(key, owner, ttl)
+	return true, nil
 }
 
 // Unmark implements ReplayStore.
-func (m *MemoryReplayStore) Unmark(_ context.Context, key string) error {
-	m.c.Delete(key)
+func (m *MemoryReplayStore) Unmark(_ context.Context, key, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if v, ok := m.c.Get(key); ok && v.(string) == owner {
+		m.c.Delete(key)
+	}
 	return nil
 }
 

@@ -3,7 +3,9 @@ package verify
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -473,7 +475,8 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// lasts as long as any verifier could take the token (its expiry
 		// plus the tolerance), and is lifted again only when the origin
 		// gave no answer, so that a retry may call back.
-		first, err := v.replay.Mark(waitCtx, key, v.replayTTL(tokenExpiry))
+		owner := newOwner()
+		first, err := v.replay.Mark(waitCtx, key, owner, v.replayTTL(tokenExpiry))
 		if err != nil {
 			return nil, v.storeFailed(ctx, origin, err)
 		}
@@ -482,22 +485,24 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		}
 		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
 		if lerr != nil {
-			v.unmark(bg, origin, key)
+			v.unmark(bg, origin, key, owner)
 			return nil, lerr
 		}
 		called = true // only the goroutine that runs this makes the call-back
 		answered := false
 		defer func() { release(answered, v.now()) }() // even if a Transport or Logger panics
 		cbCtx, cancel := context.WithTimeout(bg, v.timeout)
-		res, err := v.confirm(cbCtx, reg, key, &pt, ri)
+		res, signed, err := v.confirm(cbCtx, reg, key, &pt, ri)
 		cancel()
 		answered = !errors.Is(err, ErrUnverified)
-		if !answered {
-			// No answer (unreachable, timed out, a bad answer): the token
-			// may still be good, so let a retry call back again. The site
-			// consumes a token when it answers, so a token it did consume
-			// is refused then.
-			v.unmark(bg, origin, key)
+		if !signed {
+			// No signed answer (unreachable, timed out, unsigned): the
+			// token may still be good, so let a retry call back again.
+			// The site consumes a token when it answers, so a token it
+			// did consume is refused then. A signed answer, even one
+			// refused as inconsistent, keeps the mark: the site consumed
+			// the token with it.
+			v.unmark(bg, origin, key, owner)
 			return nil, err
 		}
 		var e *Error
@@ -524,16 +529,26 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 	return c.res, origin, called, nil
 }
 
-// unmark lifts the replay mark of a token whose origin gave no answer, so a
-// retry can call back. Best effort: if it fails, the token stays refused as
-// a replay (failing closed) and the caller must get a new one.
-func (v *Verifier) unmark(bg context.Context, origin, key string) {
+// unmark lifts owner's replay mark of a token whose origin gave no answer,
+// so a retry can call back. Best effort: if it fails, the token stays
+// refused as a replay (failing closed) and the caller must get a new one.
+// So does a token whose call-back panicked (a Transport or Logger): its
+// mark stays.
+func (v *Verifier) unmark(bg context.Context, origin, key, owner string) {
 	ctx, cancel := context.WithTimeout(bg, v.timeout)
 	defer cancel()
-	if err := v.replay.Unmark(ctx, key); err != nil {
+	if err := v.replay.Unmark(ctx, key, owner); err != nil {
 		v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed to lift a mark; the token stays refused",
 			slog.String("origin", origin), slog.String("error", err.Error()))
 	}
+}
+
+// newOwner returns a random owner for a replay mark: 128 bits in unpadded
+// base64url.
+func newOwner() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // usedBefore is the refusal of a token already marked used: the reason its
@@ -598,7 +613,7 @@ func (v *Verifier) acceptLocally(ctx context.Context, origin, key, negKey string
 	expires := time.Unix(pt.ExpiresAt(), 0)
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 	defer cancel()
-	first, err := v.replay.Mark(markCtx, key, v.replayTTL(expires))
+	first, err := v.replay.Mark(markCtx, key, newOwner(), v.replayTTL(expires))
 	if err != nil {
 		return nil, v.storeFailed(ctx, origin, err)
 	}

@@ -43,7 +43,9 @@
 //
 // such as "domainconfirm:replay:9f86d08..." and
 // "domainconfirm:neg:https://shop.example#9f86d08...". A replay key holds
-// "1" from the token's acceptance until its expiry plus 5 minutes, at
+// the random owner of its mark (128 bits in base64url, a value of the
+// verifier's request) from the token's first presentation until its
+// expiry plus 5 minutes, at
 // least 5 minutes; a negative key holds the reason the origin gave, for
 // verify.Config.NegativeCacheTTL (30 s by default, at most 5 min).
 // No key or value holds a token. [WithPrefix] replaces "domainconfirm:".
@@ -94,10 +96,17 @@
 //
 // # One round trip each, atomic
 //
-// ReplayStore.Seen is one EXISTS and ReplayStore.Mark one SET key 1 NX PX
-// ttl, which Redis runs atomically: of any number of processes marking one
-// token, exactly one is first, and only that one's request is accepted.
-// NegativeCache.Get is one GET and NegativeCache.Add one SET PX.
+// ReplayStore.Mark is one SET key owner NX GET PX ttl (Redis 7.0 or newer),
+// which Redis runs atomically: of any number of processes marking one
+// token, exactly one is first, and only that one's request goes on; a Mark
+// the client sends again finds its own owner and is still first. The
+// verifier marks a token before it calls the origin back, so a cold
+// verification costs one round trip; ReplayStore.Unmark (one EVALSHA of a
+// compare-and-delete script) lifts the mark after a call-back that got no
+// answer, only if the mark is still the owner's, and ReplayStore.Seen (one
+// EXISTS) serves Verifier.Ready.
+// NegativeCache.Get is one GET, read only for a token already marked, and
+// NegativeCache.Add one SET PX.
 //
 // # When Redis fails
 //

@@ -39,10 +39,11 @@ func newOptions(opts []Option) options {
 // ReplayStore is a [verify.ReplayStore] on Redis: the verifiers' memory of
 // accepted tokens, shared by every process that uses the same Redis. Each
 // accepted token is one key, "<prefix>replay:<hex SHA-256 of the token>",
-// holding "1" until the verifier's TTL runs out. Seen is one EXISTS; Mark
-// is one SET NX PX, which Redis runs atomically: of any number of
-// concurrent Marks of one key, on any number of processes, exactly one
-// returns true. A ReplayStore is safe for concurrent use.
+// holding the random owner of its mark (a value of the verifier's request)
+// until the verifier's TTL runs out. Seen is one EXISTS; Mark is one SET NX
+// GET PX, which Redis runs atomically: of any number of concurrent Marks of
+// one key, on any number of processes, exactly one returns true; Unmark is
+// one compare-and-delete script. A ReplayStore is safe for concurrent use.
 type ReplayStore struct {
 	client redis.UniversalClient
 	prefix string // prefix + "replay:"
@@ -82,23 +83,27 @@ func (s *ReplayStore) Seen(ctx context.Context, key string) (bool, error) {
 	return n > 0, nil
 }
 
-// Mark implements [verify.ReplayStore] with SET key 1 NX PX ttl. A ttl under
-// a millisecond is rounded up to one. An error means the mark may or may
-// not have been set: the verifier then reports the request as unverified,
-// and a retry of the same token is refused as a replay if it was.
-func (s *ReplayStore) Mark(ctx context.Context, key string, ttl time.Duration) (bool, error) {
+// Mark implements [verify.ReplayStore] with SET key owner NX GET PX ttl
+// (Redis 7.0 or newer): it sets the mark if there was none, and otherwise
+// returns the owner of the mark there, so that a Mark the client sends again
+// after a lost reply finds its own owner and still reports first. A ttl
+// under a millisecond is rounded up to one. An error means the mark may or
+// may not have been set: the verifier then reports the request as
+// unverified, and a retry of the same token is refused as a replay if it
+// was.
+func (s *ReplayStore) Mark(ctx context.Context, key, owner string, ttl time.Duration) (bool, error) {
 	if ttl <= 0 {
 		return false, errors.New("redisstore: replay store: ttl must be positive")
 	}
-	cmd := redis.NewStatusCmd(ctx, "set", s.prefix+key, "1", "nx", "px", millis(ttl))
+	cmd := redis.NewStringCmd(ctx, "set", s.prefix+key, owner, "nx", "get", "px", millis(ttl))
 	cmd.SetFirstKeyPos(1) // the key, for Redis Cluster routing
 	switch err := s.client.Process(ctx, cmd); {
-	case errors.Is(err, redis.Nil): // NX: the key was already there
-		return false, nil
+	case errors.Is(err, redis.Nil): // there was no mark: it is set
+		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("redisstore: replay store: marking a token used: %w", err)
 	}
-	return true, nil
+	return cmd.Val() == owner, nil
 }
 
 // NegativeCache is a [verify.NegativeCache] on Redis: the rejections an

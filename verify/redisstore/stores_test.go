@@ -33,7 +33,7 @@ func TestReplayStore(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, seen)
 
-		first, err := s.Mark(ctx, key, 6*time.Minute)
+		first, err := s.Mark(ctx, key, "owner-a", 6*time.Minute)
 		require.NoError(t, err)
 		require.True(t, first)
 
@@ -41,16 +41,20 @@ func TestReplayStore(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, seen)
 
-		first, err = s.Mark(ctx, key, 6*time.Minute)
+		first, err = s.Mark(ctx, key, "owner-b", 6*time.Minute)
 		require.NoError(t, err)
-		require.False(t, first, "a second Mark is not first")
+		require.False(t, first, "a second Mark by another owner is not first")
+		first, err = s.Mark(ctx, key, "owner-a", 6*time.Minute)
+		require.NoError(t, err)
+		require.True(t, first, "the owner's own Mark sent again (a retry after a lost reply) is still first")
 
-		// The layout is documented: one key per accepted token, expiring when
-		// the verifier says; a second Mark does not extend it.
+		// The layout is documented: one key per accepted token, holding its
+		// owner, expiring when the verifier says; a second Mark does not
+		// extend it.
 		raw := prefix + "replay:" + key
 		v, err := client.Get(ctx, raw).Result()
 		require.NoError(t, err)
-		require.Equal(t, "1", v)
+		require.Equal(t, "owner-a", v)
 		pttl, err := client.PTTL(ctx, raw).Result()
 		require.NoError(t, err)
 		require.Greater(t, pttl, 5*time.Minute)
@@ -58,7 +62,7 @@ func TestReplayStore(t *testing.T) {
 
 		t.Run("ttl is sent in milliseconds, rounded up", func(t *testing.T) {
 			key := tokenKey()
-			first, err := s.Mark(ctx, key, 5*time.Minute+1500*time.Microsecond)
+			first, err := s.Mark(ctx, key, "o", 5*time.Minute+1500*time.Microsecond)
 			require.NoError(t, err)
 			require.True(t, first)
 			pttl, err := client.PTTL(ctx, prefix+"replay:"+key).Result()
@@ -67,13 +71,13 @@ func TestReplayStore(t *testing.T) {
 			require.LessOrEqual(t, pttl, 5*time.Minute+2*time.Millisecond)
 		})
 		t.Run("ttl must be positive", func(t *testing.T) {
-			_, err := s.Mark(ctx, tokenKey(), 0)
+			_, err := s.Mark(ctx, tokenKey(), "o", 0)
 			require.ErrorContains(t, err, "redisstore: replay store: ttl must be positive")
 		})
 		t.Run("default prefix", func(t *testing.T) {
 			key := tokenKey()
 			t.Cleanup(func() { client.Del(context.Background(), "domainconfirm:replay:"+key) })
-			first, err := newReplayStore(t, client).Mark(ctx, key, time.Minute)
+			first, err := newReplayStore(t, client).Mark(ctx, key, "o", time.Minute)
 			require.NoError(t, err)
 			require.True(t, first)
 			n, err := client.Exists(ctx, "domainconfirm:replay:"+key).Result()
@@ -108,7 +112,7 @@ func TestReplayStoreMarkOneWinner(t *testing.T) {
 					for i := range 200 {
 						wg.Go(func() {
 							<-start
-							first, err := stores[i%2].Mark(ctx, key, time.Minute)
+							first, err := stores[i%2].Mark(ctx, key, fmt.Sprint("owner-", i), time.Minute)
 							if err != nil {
 								errs.Add(1)
 							}
@@ -187,7 +191,7 @@ func TestStoreErrors(t *testing.T) {
 		t.Helper()
 		_, err := replay.Seen(ctx, key)
 		noLeak(t, err, "replay store")
-		first, err := replay.Mark(ctx, key, time.Minute)
+		first, err := replay.Mark(ctx, key, "o", time.Minute)
 		noLeak(t, err, "replay store")
 		require.False(t, first)
 		neg := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix))
