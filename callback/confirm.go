@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
@@ -33,6 +34,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, err := readMessage(w, r)
+	defer putBuffer(body) // nothing decoded from it refers to it: the decoders copy
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
@@ -119,7 +121,9 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.String("audience", req.Audience), slog.String("result", resp.Result),
 		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
 
-	s.writeSigned(w, api, id, resp.AppendJSON(make([]byte, 0, 512)))
+	out := resp.AppendJSON(getBuffer(512)[:0])
+	s.writeSigned(w, api, id, out)
+	putBuffer(out) // written: a Writer must not retain it
 	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: resp.Result, Reason: resp.Reason})
 }
 
@@ -132,8 +136,9 @@ func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		// The length is the client's word: read exactly it, then make sure
 		// nothing follows (net/http already refuses a body that is
 		// shorter or longer than its Content-Length).
-		b := make([]byte, n)
+		b := getBuffer(int(n))
 		if _, err := io.ReadFull(body, b); err != nil {
+			putBuffer(b)
 			return nil, err
 		}
 		var extra [1]byte
@@ -141,11 +146,35 @@ func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			if err == nil {
 				err = errors.New("body longer than its Content-Length")
 			}
+			putBuffer(b)
 			return nil, err
 		}
 		return b, nil
 	}
 	return io.ReadAll(body)
+}
+
+// buffers recycles the byte slices of confirmation requests and answers
+// of up to 4 KiB (larger ones are left to the collector): a confirmation is
+// otherwise about 1 KiB of garbage.
+var buffers = sync.Pool{New: func() any { return new([pooledBufferSize]byte) }}
+
+const pooledBufferSize = 4 << 10
+
+// getBuffer returns a slice of length n, from the pool when it fits.
+func getBuffer(n int) []byte {
+	if n > pooledBufferSize {
+		return make([]byte, n)
+	}
+	return buffers.Get().(*[pooledBufferSize]byte)[:n]
+}
+
+// putBuffer gives b back to the pool if it came from it (or is of its
+// size); b must not be used afterwards.
+func putBuffer(b []byte) {
+	if cap(b) == pooledBufferSize {
+		buffers.Put((*[pooledBufferSize]byte)(b[:pooledBufferSize]))
+	}
 }
 
 // observe reports an Event to Config.Observer, if set.
