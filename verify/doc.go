@@ -152,9 +152,12 @@
 // another call-back; the reason is kept for Config.NegativeCacheTTL (30
 // seconds by default) in a [NegativeCache] bounded in size, to tell a caller
 // who presents it again (token-replayed once it is gone). When the origin
-// gave no answer (unreachable, timed out, a bad answer), or the limits
-// refused the call-back, the mark is lifted again: the next request calls
-// back again.
+// gave no signed answer (unreachable, timed out, an unsigned answer), or
+// the limits refused the call-back, the mark is lifted again: the next
+// request calls back again. If the store fails to lift it, the token is
+// refused by every other verifier sharing the store (failing closed); this
+// verifier remembers the mark as its own and calls back again when the
+// token comes back to it.
 //
 // # Browser Origin check
 //

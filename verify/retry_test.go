@@ -2,10 +2,12 @@ package verify_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -179,4 +181,64 @@ func TestSignedRefusedAnswerKeepsMark(t *testing.T) {
 			assert.Equal(t, tc.accepted, accepted, "answer %d", rec.Code)
 		})
 	}
+}
+
+// flakyUnmark is a replay store whose Unmark fails while fail is set.
+type flakyUnmark struct {
+	*verify.MemoryReplayStore
+	fail atomic.Bool
+}
+
+func (f *flakyUnmark) Unmark(ctx context.Context, key, owner string) error {
+	if f.fail.Load() {
+		return errors.New("replay store down")
+	}
+	return f.MemoryReplayStore.Unmark(ctx, key, owner)
+}
+
+// TestStuckMarkRetriedHere: the origin gives no answer and the store fails
+// to lift the mark. Another verifier sharing the store refuses the token
+// (failing closed); the verifier that set the mark takes it again with the
+// same owner, calls back, and accepts it once the origin answers: a token
+// that was never confirmed is not lost to a store outage. Once.
+func TestStuckMarkRetriedHere(t *testing.T) {
+	var down atomic.Bool
+	var site atomic.Pointer[callback.Site]
+	srv := sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		site.Load().ServeHTTP(w, r)
+	}))
+	secret := callback.GenerateSecret()
+	s, err := callback.New(callback.Config{Origin: srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
+	require.NoError(t, err)
+	site.Store(s)
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(srv.Origin, "", secret))
+	store := &flakyUnmark{MemoryReplayStore: verify.NewMemoryReplayStore()}
+	newV := func() *verify.Verifier {
+		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots,
+			UnsafeAllowPrivateAddresses: true, Replay: store})
+		require.NoError(t, err)
+		return v
+	}
+	a, b := newV(), newV()
+	tok, err := s.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
+	require.NoError(t, err)
+	present := func(v *verify.Verifier) error {
+		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/v1/report", "", tok.Header()))
+		return err
+	}
+
+	down.Store(true)
+	store.fail.Store(true)
+	requireError(t, present(a), verify.ErrUnverified, "callback-status")
+	store.fail.Store(false)
+	down.Store(false)
+	requireError(t, present(b), verify.ErrReplayed, "token-replayed") // the mark stayed
+	require.NoError(t, present(a), "the verifier that holds the mark calls back again")
+	requireError(t, present(a), verify.ErrReplayed, "token-replayed")
+	requireError(t, present(b), verify.ErrReplayed, "token-replayed")
 }

@@ -222,6 +222,7 @@ type Verifier struct {
 	errorFunc   func(w http.ResponseWriter, r *http.Request, err error)
 	corsHeaders []string
 	flight      singleflight.Group
+	stuck       stuckMarks // marks this verifier failed to lift
 	probeLimit  *rate.Limiter
 	now         func() time.Time
 	dialRewrite func(addr string) string // tests only
@@ -475,7 +476,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// lasts as long as any verifier could take the token (its expiry
 		// plus the tolerance), and is lifted again only when the origin
 		// gave no answer, so that a retry may call back.
-		owner := newOwner()
+		owner := v.stuck.owner(key, v.now())
 		first, err := v.replay.Mark(waitCtx, key, owner, v.replayTTL(tokenExpiry))
 		if err != nil {
 			return nil, v.storeFailed(ctx, origin, err)
@@ -485,7 +486,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		}
 		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
 		if lerr != nil {
-			v.unmark(bg, origin, key, owner)
+			v.unmark(bg, origin, key, owner, tokenExpiry)
 			return nil, lerr
 		}
 		called = true // only the goroutine that runs this makes the call-back
@@ -502,9 +503,10 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 			// did consume is refused then. A signed answer, even one
 			// refused as inconsistent, keeps the mark: the site consumed
 			// the token with it.
-			v.unmark(bg, origin, key, owner)
+			v.unmark(bg, origin, key, owner, tokenExpiry)
 			return nil, err
 		}
+		v.stuck.forget(key)
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
 			// The site judged the token: it stays marked used, and the
@@ -530,17 +532,21 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 }
 
 // unmark lifts owner's replay mark of a token whose origin gave no answer,
-// so a retry can call back. Best effort: if it fails, the token stays
-// refused as a replay (failing closed) and the caller must get a new one.
-// So does a token whose call-back panicked (a Transport or Logger): its
-// mark stays.
-func (v *Verifier) unmark(bg context.Context, origin, key, owner string) {
+// so a retry can call back. If the store fails, the mark stays: the token
+// is refused as a replay by every other verifier (failing closed), and this
+// one remembers the mark as its own (stuckMarks), so that the token called
+// back here again is not. A token whose call-back panicked (a Transport or
+// Logger) keeps its mark too.
+func (v *Verifier) unmark(bg context.Context, origin, key, owner string, tokenExpiry time.Time) {
 	ctx, cancel := context.WithTimeout(bg, v.timeout)
 	defer cancel()
 	if err := v.replay.Unmark(ctx, key, owner); err != nil {
-		v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed to lift a mark; the token stays refused",
+		v.stuck.add(key, owner, tokenExpiry.Add(wire.Tolerance), v.now())
+		v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed to lift a mark; only this verifier will take the token again",
 			slog.String("origin", origin), slog.String("error", err.Error()))
+		return
 	}
+	v.stuck.forget(key)
 }
 
 // newOwner returns a random owner for a replay mark: 128 bits in unpadded
