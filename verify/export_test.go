@@ -19,3 +19,15 @@ func SetDialRewrite(v *Verifier, f func(addr string) string) { v.dialRewrite = f
 // UnlimitProbes lifts v's limit on probes, for tests that probe many sites
 // through one verifier. Call it before v is shared between goroutines.
 func UnlimitProbes(v *Verifier) { v.probeLimit = rate.NewLimiter(rate.Inf, 0) }
+
+// ReplayStoreLen counts the marks s holds, expired or not.
+func ReplayStoreLen(s *MemoryReplayStore) int {
+	n := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		n += len(sh.sums) + len(sh.other)
+		sh.mu.Unlock()
+	}
+	return n
+}

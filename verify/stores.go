@@ -2,7 +2,6 @@ package verify
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,47 +39,6 @@ type NegativeCache interface {
 	Get(ctx context.Context, key string) (reason string, ok bool, err error)
 	// Add caches a rejection reason for ttl. A full cache may drop it.
 	Add(ctx context.Context, key, reason string, ttl time.Duration) error
-}
-
-// MemoryReplayStore is the in-memory ReplayStore used when Config.Replay is
-// nil. It serves one process; several API servers need a shared store.
-type MemoryReplayStore struct {
-	mu sync.Mutex // makes each test-and-set and compare-and-delete one step
-	c  *gocache.Cache
-}
-
-var _ ReplayStore = (*MemoryReplayStore)(nil)
-
-// NewMemoryReplayStore returns an empty MemoryReplayStore.
-func NewMemoryReplayStore() *MemoryReplayStore {
-	return &MemoryReplayStore{c: gocache.New(time.Minute, time.Minute)}
-}
-
-// Seen implements ReplayStore.
-func (m *MemoryReplayStore) Seen(_ context.Context, key string) (bool, error) {
-	_, ok := m.c.Get(key)
-	return ok, nil
-}
-
-// Mark implements ReplayStore.
-func (m *MemoryReplayStore) Mark(_ context.Context, key, owner string, ttl time.Duration) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if v, ok := m.c.Get(key); ok {
-		return v.(string) == owner, nil
-	}
-	m.c.Set(key, owner, ttl)
-	return true, nil
-}
-
-// Unmark implements ReplayStore.
-func (m *MemoryReplayStore) Unmark(_ context.Context, key, owner string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if v, ok := m.c.Get(key); ok && v.(string) == owner {
-		m.c.Delete(key)
-	}
-	return nil
 }
 
 // MemoryNegativeCache is the in-memory NegativeCache used when
