@@ -263,12 +263,18 @@ func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out [
 	// canonicalising each.
 	h := w.Header()
 	ts := s.now().Unix()
-	h["Content-Type"] = []string{"application/json"}
-	h["Cache-Control"] = []string{"no-store"}
-	h["Content-Length"] = []string{strconv.Itoa(len(out))}
-	h[wire.HeaderID] = []string{id}
-	h[wire.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
-	h[wire.HeaderSignature] = []string{wire.Sign(api.keys, wire.Response, id, ts, out)}
+	// One backing array for the six values, each a slice of it whose
+	// capacity ends at its own element (an append copies it, never writes
+	// over the next): one allocation instead of six.
+	v := [...]string{"application/json", "no-store", strconv.Itoa(len(out)),
+		id, strconv.FormatInt(ts, 10), wire.Sign(api.keys, wire.Response, id, ts, out)}
+	vals := v[:]
+	h["Content-Type"] = vals[0:1:1]
+	h["Cache-Control"] = vals[1:2:2]
+	h["Content-Length"] = vals[2:3:3]
+	h[wire.HeaderID] = vals[3:4:4]
+	h[wire.HeaderTimestamp] = vals[4:5:5]
+	h[wire.HeaderSignature] = vals[5:6:6]
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(out)
 }

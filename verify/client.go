@@ -72,11 +72,13 @@ func newCallbackClient(v *Verifier, guard *destinationGuard, roots *x509.CertPoo
 		return dialer.DialContext(ctx, network, addr)
 	}
 	tr := &http.Transport{
-		Proxy:                  nil,
-		DialContext:            dial,
-		TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
-		TLSHandshakeTimeout:    2 * time.Second,
-		ResponseHeaderTimeout:  v.timeout,
+		Proxy:               nil,
+		DialContext:         dial,
+		TLSClientConfig:     &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots},
+		TLSHandshakeTimeout: 2 * time.Second,
+		// No ResponseHeaderTimeout: every call-back's context has the
+		// CallbackTimeout deadline already, and the option costs a timer
+		// per request.
 		ExpectContinueTimeout:  0,
 		MaxResponseHeaderBytes: 16 << 10,
 		MaxIdleConns:           total, // bounded over all origins too, not only per host

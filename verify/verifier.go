@@ -465,8 +465,9 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// other waiters share the outcome, and the site consumes the token
 		// whatever happens to the caller. The replay reservation and the
 		// wait for an in-flight slot get one deadline, the call-back its
-		// own.
+		// own (below).
 		bg := context.WithoutCancel(ctx)
+		began := time.Now() // monotonic, whatever the verifier's clock
 		waitCtx, cancelWait := context.WithTimeout(bg, v.timeout)
 		defer cancelWait()
 		// The token is marked used before its origin hears of it, in one
@@ -492,7 +493,13 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		called = true // only the goroutine that runs this makes the call-back
 		answered := false
 		defer func() { release(answered, v.now()) }() // even if a Transport or Logger panics
-		cbCtx, cancel := context.WithTimeout(bg, v.timeout)
+		// The call-back has CallbackTimeout: counted from here after a
+		// wait for the store or a slot, and from the mark, on the same
+		// deadline (one timer fewer), when both came within 1% of it.
+		cbCtx, cancel := waitCtx, context.CancelFunc(func() {})
+		if time.Since(began) > v.timeout/100 {
+			cbCtx, cancel = context.WithTimeout(bg, v.timeout)
+		}
 		res, signed, err := v.confirm(cbCtx, reg, key, &pt, ri)
 		cancel()
 		answered = !errors.Is(err, ErrUnverified)
