@@ -156,8 +156,8 @@
 // the limits refused the call-back, the mark is lifted again: the next
 // request calls back again. If the store fails to lift it, the token is
 // refused by every other verifier sharing the store (failing closed); this
-// verifier remembers the mark as its own and calls back again when the
-// token comes back to it.
+// verifier remembers the mark, and when the token comes back to it lifts
+// the mark first and marks the token anew before it calls back again.
 //
 // # Browser Origin check
 //

@@ -164,13 +164,22 @@ func (sh *replayShard) get(key string, sum *[32]byte, hashed bool) (replayMark, 
 	return mk, ok
 }
 
-// sweep deletes the expired marks among up to replaySweepScan of the
-// shard's, starting wherever map iteration starts (at random).
+// sweep deletes the expired marks among up to replaySweepScan of each of
+// the shard's two maps (each its own budget, so that neither starves the
+// other), starting wherever map iteration starts (at random).
 func (sh *replayShard) sweep(now int64) {
+	next := min(sweepMap(sh.sums, now), sweepMap(sh.other, now))
+	sh.sweepAt = next
+}
+
+// sweepMap deletes the expired marks among up to replaySweepScan of m and
+// returns when a sweep may find one next: now if it deleted any, else the
+// earliest expiry it saw.
+func sweepMap[K comparable](m map[K]replayMark, now int64) int64 {
 	n, next := 0, int64(math.MaxInt64)
-	for k, mk := range sh.sums {
+	for k, mk := range m {
 		if now >= mk.expires {
-			delete(sh.sums, k)
+			delete(m, k)
 			next = now // there may be more: sweep again next time
 		} else {
 			next = min(next, mk.expires)
@@ -179,19 +188,7 @@ func (sh *replayShard) sweep(now int64) {
 			break
 		}
 	}
-	for k, mk := range sh.other {
-		if n >= replaySweepScan {
-			break
-		}
-		if now >= mk.expires {
-			delete(sh.other, k)
-			next = now
-		} else {
-			next = min(next, mk.expires)
-		}
-		n++
-	}
-	sh.sweepAt = next
+	return next
 }
 
 // parseHexSHA256 returns the 32 bytes that 64 lowercase hex digits spell.

@@ -198,9 +198,10 @@ func (f *flakyUnmark) Unmark(ctx context.Context, key, owner string) error {
 
 // TestStuckMarkRetriedHere: the origin gives no answer and the store fails
 // to lift the mark. Another verifier sharing the store refuses the token
-// (failing closed); the verifier that set the mark takes it again with the
-// same owner, calls back, and accepts it once the origin answers: a token
-// that was never confirmed is not lost to a store outage. Once.
+// (failing closed); the verifier that set the mark lifts it when the token
+// comes back, marks it anew, calls back, and accepts it once the origin
+// answers: a token that was never confirmed is not lost to a store outage.
+// Once.
 func TestStuckMarkRetriedHere(t *testing.T) {
 	var down atomic.Bool
 	var site atomic.Pointer[callback.Site]

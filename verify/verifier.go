@@ -477,7 +477,16 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// lasts as long as any verifier could take the token (its expiry
 		// plus the tolerance), and is lifted again only when the origin
 		// gave no answer, so that a retry may call back.
-		owner := v.stuck.owner(key, v.now())
+		if old, ok := v.stuck.owner(key, v.now()); ok {
+			// This verifier's own mark of the token, which the store failed
+			// to lift after a call-back without an answer: lift it now, or
+			// refuse the token as before.
+			if err := v.replay.Unmark(waitCtx, key, old); err != nil {
+				return nil, v.storeFailed(ctx, origin, err)
+			}
+			v.stuck.forget(key)
+		}
+		owner := newOwner()
 		first, err := v.replay.Mark(waitCtx, key, owner, v.replayTTL(tokenExpiry))
 		if err != nil {
 			return nil, v.storeFailed(ctx, origin, err)
@@ -541,8 +550,8 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 // unmark lifts owner's replay mark of a token whose origin gave no answer,
 // so a retry can call back. If the store fails, the mark stays: the token
 // is refused as a replay by every other verifier (failing closed), and this
-// one remembers the mark as its own (stuckMarks), so that the token called
-// back here again is not. A token whose call-back panicked (a Transport or
+// one remembers the mark (stuckMarks), to lift it first when the token
+// comes back here. A token whose call-back panicked (a Transport or
 // Logger) keeps its mark too.
 func (v *Verifier) unmark(bg context.Context, origin, key, owner string, tokenExpiry time.Time) {
 	ctx, cancel := context.WithTimeout(bg, v.timeout)
