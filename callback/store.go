@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
 // Store holds issued tokens until they are confirmed or expire. Keys are the
@@ -288,33 +290,8 @@ func splitKey(key string) (origin string, sum [32]byte, hashed bool) {
 	if len(key) <= hexLen || key[len(key)-hexLen-1] != '#' {
 		return "", sum, false
 	}
-	digits := key[len(key)-hexLen:]
-	digits = digits[:hexLen] // spares the bounds checks below
-	var bad byte
-	for i := range sum {
-		hi, lo := hexValue[digits[2*i]], hexValue[digits[2*i+1]]
-		bad |= hi | lo
-		sum[i] = hi<<4 | lo
-	}
-	if bad > 0xf {
-		return "", [32]byte{}, false
+	if sum, hashed = wire.ParseHexSHA256(key[len(key)-hexLen:]); !hashed {
+		return "", sum, false
 	}
 	return key[:len(key)-hexLen-1], sum, true
 }
-
-// hexValue is the value of each lowercase hex digit, and 0xff for every
-// other byte. Upper case is refused so that "ab" and "AB", different keys,
-// are not kept as the same bytes.
-var hexValue = func() (t [256]byte) {
-	for c := range t {
-		switch {
-		case '0' <= c && c <= '9':
-			t[c] = byte(c - '0')
-		case 'a' <= c && c <= 'f':
-			t[c] = byte(c - 'a' + 10)
-		default:
-			t[c] = 0xff
-		}
-	}
-	return t
-}()

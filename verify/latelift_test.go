@@ -14,8 +14,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/domainconfirm/domainconfirm/callback"
-	"github.com/domainconfirm/domainconfirm/internal/sitetest"
 	"github.com/domainconfirm/domainconfirm/verify"
 )
 
@@ -60,43 +58,22 @@ func (l *lateUnmark) deliver() {
 // sharing the store, with a site that does consume its tokens). (Found by
 // review: the first version reused the old owner.)
 func TestLateLiftCannotFreeAcceptedToken(t *testing.T) {
-	var down atomic.Bool
-	var site atomic.Pointer[callback.Site]
-	srv := sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		site.Load().ServeHTTP(w, r)
-	}))
-	secret := callback.GenerateSecret()
-	s, err := callback.New(callback.Config{Origin: srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
-	require.NoError(t, err)
-	site.Store(s)
-	reg := verify.NewMemoryRegistry()
-	require.NoError(t, reg.Add(srv.Origin, "", secret))
+	ds := newSwitchedSite(t)
 	store := &lateUnmark{MemoryReplayStore: verify.NewMemoryReplayStore()}
-	newV := func() *verify.Verifier {
-		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots,
-			UnsafeAllowPrivateAddresses: true, Replay: store})
-		require.NoError(t, err)
-		return v
-	}
-	a, b := newV(), newV()
-	tok, err := s.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
-	require.NoError(t, err)
+	a, b := ds.verifier(t, store), ds.verifier(t, store)
+	tok := ds.token(t)
 	req := func() *http.Request { return apiRequest(http.MethodGet, "/v1/report", "", tok.Header()) }
 
 	// 1. No answer, and the lift "fails" (its reply is lost).
-	down.Store(true)
+	ds.down.Store(true)
 	store.fail.Store(true)
-	_, err = a.Verify(t.Context(), req())
+	_, err := a.Verify(t.Context(), req())
 	requireError(t, err, verify.ErrUnverified, "callback-status")
 	store.fail.Store(false)
-	down.Store(false)
+	ds.down.Store(false)
 
-	// 2. The token comes back to a: marked with the same owner, called
-	// back, confirmed. Accepted once.
+	// 2. The token comes back to a: its old mark lifted, marked anew,
+	// called back, confirmed. Accepted once.
 	_, err = a.Verify(t.Context(), req())
 	require.NoError(t, err)
 

@@ -9,6 +9,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/domainconfirm/domainconfirm/internal/wire"
 )
 
 // MemoryReplayStore is the in-memory ReplayStore used when Config.Replay is
@@ -148,7 +150,7 @@ func (m *MemoryReplayStore) Unmark(_ context.Context, key, owner string) error {
 // shard returns key's shard, and key's 32 bytes when it is 64 lowercase hex
 // digits (hashed; otherwise the key is kept as it is).
 func (m *MemoryReplayStore) shard(key string) (sh *replayShard, sum [32]byte, hashed bool) {
-	if sum, hashed = parseHexSHA256(key); hashed {
+	if sum, hashed = wire.ParseHexSHA256(key); hashed {
 		return &m.shards[binary.LittleEndian.Uint64(sum[:8])%replayShards], sum, true
 	}
 	return &m.shards[maphash.String(m.seed, key)%replayShards], sum, false
@@ -190,35 +192,3 @@ func sweepMap[K comparable](m map[K]replayMark, now int64) int64 {
 	}
 	return next
 }
-
-// parseHexSHA256 returns the 32 bytes that 64 lowercase hex digits spell.
-// Upper case is refused, so that two different keys never give the same
-// bytes.
-func parseHexSHA256(s string) (sum [32]byte, ok bool) {
-	if len(s) != 64 {
-		return sum, false
-	}
-	var bad byte
-	for i := range sum {
-		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
-		bad |= hi | lo
-		sum[i] = hi<<4 | lo
-	}
-	return sum, bad <= 0xf
-}
-
-// hexValue is the value of each lowercase hex digit, and 0xff for every
-// other byte.
-var hexValue = func() (t [256]byte) {
-	for c := range t {
-		switch {
-		case '0' <= c && c <= '9':
-			t[c] = byte(c - '0')
-		case 'a' <= c && c <= 'f':
-			t[c] = byte(c - 'a' + 10)
-		default:
-			t[c] = 0xff
-		}
-	}
-	return t
-}()

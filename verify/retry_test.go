@@ -203,43 +203,67 @@ func (f *flakyUnmark) Unmark(ctx context.Context, key, owner string) error {
 // answers: a token that was never confirmed is not lost to a store outage.
 // Once.
 func TestStuckMarkRetriedHere(t *testing.T) {
-	var down atomic.Bool
-	var site atomic.Pointer[callback.Site]
-	srv := sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if down.Load() {
-			http.Error(w, "down", http.StatusServiceUnavailable)
-			return
-		}
-		site.Load().ServeHTTP(w, r)
-	}))
-	secret := callback.GenerateSecret()
-	s, err := callback.New(callback.Config{Origin: srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{secret}}}})
-	require.NoError(t, err)
-	site.Store(s)
-	reg := verify.NewMemoryRegistry()
-	require.NoError(t, reg.Add(srv.Origin, "", secret))
+	ds := newSwitchedSite(t)
 	store := &flakyUnmark{MemoryReplayStore: verify.NewMemoryReplayStore()}
-	newV := func() *verify.Verifier {
-		v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: srv.Roots,
-			UnsafeAllowPrivateAddresses: true, Replay: store})
-		require.NoError(t, err)
-		return v
-	}
-	a, b := newV(), newV()
-	tok, err := s.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
-	require.NoError(t, err)
+	a, b := ds.verifier(t, store), ds.verifier(t, store)
+	tok := ds.token(t)
 	present := func(v *verify.Verifier) error {
 		_, err := v.Verify(t.Context(), apiRequest(http.MethodGet, "/v1/report", "", tok.Header()))
 		return err
 	}
 
-	down.Store(true)
+	ds.down.Store(true)
 	store.fail.Store(true)
 	requireError(t, present(a), verify.ErrUnverified, "callback-status")
 	store.fail.Store(false)
-	down.Store(false)
+	ds.down.Store(false)
 	requireError(t, present(b), verify.ErrReplayed, "token-replayed") // the mark stayed
 	require.NoError(t, present(a), "the verifier that holds the mark calls back again")
 	requireError(t, present(a), verify.ErrReplayed, "token-replayed")
 	requireError(t, present(b), verify.ErrReplayed, "token-replayed")
+}
+
+// switchedSite is a real callback.Site behind a switch: while down is set it
+// answers 503 (no signed answer), as a site that is down.
+type switchedSite struct {
+	down   atomic.Bool
+	site   *callback.Site
+	srv    *sitetest.Server
+	secret string
+}
+
+func newSwitchedSite(t *testing.T) *switchedSite {
+	t.Helper()
+	s := &switchedSite{secret: callback.GenerateSecret()}
+	s.srv = sitetest.Start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.down.Load() {
+			http.Error(w, "down", http.StatusServiceUnavailable)
+			return
+		}
+		s.site.ServeHTTP(w, r)
+	}))
+	site, err := callback.New(callback.Config{Origin: s.srv.Origin, APIs: []callback.API{{Audience: apiOrigin, Secrets: []string{s.secret}}}})
+	require.NoError(t, err)
+	s.site = site
+	return s
+}
+
+// verifier returns a verifier of the site keeping its replay memory in
+// replay, as one API server of several sharing it.
+func (s *switchedSite) verifier(t *testing.T, replay verify.ReplayStore) *verify.Verifier {
+	t.Helper()
+	reg := verify.NewMemoryRegistry()
+	require.NoError(t, reg.Add(s.srv.Origin, "", s.secret))
+	v, err := verify.New(verify.Config{Audience: apiOrigin, Registry: reg, RootCAs: s.srv.Roots,
+		UnsafeAllowPrivateAddresses: true, Replay: replay})
+	require.NoError(t, err)
+	return v
+}
+
+// token issues an action token for apiOrigin.
+func (s *switchedSite) token(t *testing.T) callback.Token {
+	t.Helper()
+	tok, err := s.site.IssueForAction(t.Context(), apiOrigin, "report", callback.IssueOptions{})
+	require.NoError(t, err)
+	return tok
 }

@@ -445,12 +445,9 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 	}
 
 	key := wire.TokenHash(token)
-	// Rejections are per origin: origin B rejecting a token says nothing
-	// about origin A's answer for it.
-	negKey := origin + "#" + key
 	tokenExpiry := time.Unix(pt.ExpiresAt(), 0)
 	if p != nil && p.level == IssuedToken {
-		res, err := v.acceptLocally(ctx, origin, key, negKey, &pt, &ri)
+		res, err := v.acceptLocally(ctx, origin, key, &pt, &ri)
 		return res, origin, false, err
 	}
 	// Coalesce concurrent checks of one token, claimed for one origin, into
@@ -492,7 +489,7 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 			return nil, v.storeFailed(ctx, origin, err)
 		}
 		if !first {
-			return nil, v.usedBefore(waitCtx, origin, negKey)
+			return nil, v.usedBefore(waitCtx, origin, key)
 		}
 		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
 		if lerr != nil {
@@ -522,14 +519,13 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 			v.unmark(bg, origin, key, owner, tokenExpiry)
 			return nil, err
 		}
-		v.stuck.forget(key)
 		var e *Error
 		if errors.As(err, &e) && e.kind == ErrRejected {
 			// The site judged the token: it stays marked used, and the
 			// reason is cached to tell whoever presents it again. Best
 			// effort: a miss only says token-replayed instead.
 			addCtx, cancelAdd := context.WithTimeout(bg, v.timeout)
-			_ = v.negative.Add(addCtx, negKey, e.Reason, v.negativeTTL)
+			_ = v.negative.Add(addCtx, negativeKey(origin, key), e.Reason, v.negativeTTL)
 			cancelAdd()
 		}
 		if err != nil {
@@ -560,9 +556,7 @@ func (v *Verifier) unmark(bg context.Context, origin, key, owner string, tokenEx
 		v.stuck.add(key, owner, tokenExpiry.Add(wire.Tolerance), v.now())
 		v.limits.warn(ctx, v.now(), "domainconfirm: replay store failed to lift a mark; only this verifier will take the token again",
 			slog.String("origin", origin), slog.String("error", err.Error()))
-		return
 	}
-	v.stuck.forget(key)
 }
 
 // newOwner returns a random owner for a replay mark: 128 bits in unpadded
@@ -573,10 +567,15 @@ func newOwner() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// negativeKey is a rejection's key in the NegativeCache: rejections are per
+// origin (origin B rejecting a token says nothing about origin A's answer
+// for it). Built only on the paths that read or write the cache.
+func negativeKey(origin, tokenHash string) string { return origin + "#" + tokenHash }
+
 // usedBefore is the refusal of a token already marked used: the reason its
 // origin gave if the rejection is cached, token-replayed otherwise.
-func (v *Verifier) usedBefore(ctx context.Context, origin, negKey string) *Error {
-	if reason, ok, err := v.negative.Get(ctx, negKey); err == nil && ok {
+func (v *Verifier) usedBefore(ctx context.Context, origin, key string) *Error {
+	if reason, ok, err := v.negative.Get(ctx, negativeKey(origin, key)); err == nil && ok {
 		e := rejected(origin, reason)
 		e.Detail += " (answer cached)"
 		return e
@@ -631,7 +630,7 @@ func (v *Verifier) checkToken(ctx context.Context, reg *Registration, pt *wire.P
 // alone makes it one-time, so exactly one request wins it. A token its
 // origin already rejected through a call-back is marked too: it is not
 // taken on its MAC alone.
-func (v *Verifier) acceptLocally(ctx context.Context, origin, key, negKey string, pt *wire.ParsedToken, ri *wire.RequestInfo) (*Result, error) {
+func (v *Verifier) acceptLocally(ctx context.Context, origin, key string, pt *wire.ParsedToken, ri *wire.RequestInfo) (*Result, error) {
 	expires := time.Unix(pt.ExpiresAt(), 0)
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 	defer cancel()
@@ -640,7 +639,7 @@ func (v *Verifier) acceptLocally(ctx context.Context, origin, key, negKey string
 		return nil, v.storeFailed(ctx, origin, err)
 	}
 	if !first {
-		return nil, v.usedBefore(markCtx, origin, negKey)
+		return nil, v.usedBefore(markCtx, origin, key)
 	}
 	b := Binding{Audience: v.audience, Kind: pt.Kind()}
 	if b.Kind == KindRequest {

@@ -134,7 +134,7 @@ func requireProblem(t *testing.T, w *httptest.ResponseRecorder, status int, reas
 // A token issued through one process of a site is confirmed through the
 // other, exactly once.
 func TestTwoSitesShareTokens(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		f := newRedisSites(t, newClient)
 
 		token := f.issue(t, f.a)
@@ -177,7 +177,7 @@ func TestTwoSitesShareTokens(t *testing.T) {
 // Sites of different origins sharing one Redis neither confirm nor burn each
 // other's tokens.
 func TestSitesOfTwoOriginsShareRedis(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		store := newStore(t, newClient(), redisstore.WithPrefix(redistest.Prefix(t)))
 		shop := newSites(t, store)
 		other := newSitesOf(t, "https://other.example", store)
@@ -197,7 +197,7 @@ func TestSitesOfTwoOriginsShareRedis(t *testing.T) {
 // processes of the site, exactly one is confirmed; all others are told the
 // token is unknown.
 func TestTwoSitesOneWinner(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		f := newRedisSites(t, newClient)
 		const n = 200
 		for round := range 3 {

@@ -24,7 +24,7 @@ import (
 func storeKey() string { return "https://shop.example#" + wire.TokenHash(sitetest.ForgedToken()) }
 
 func TestStorePutTake(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		prefix := redistest.Prefix(t)
 		s := newStore(t, client, redisstore.WithPrefix(prefix))
@@ -94,7 +94,7 @@ func TestStorePutTake(t *testing.T) {
 }
 
 func TestStoreDefaultPrefix(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		ctx := context.Background()
 		key := storeKey()
@@ -119,7 +119,7 @@ func TestStoreDefaultPrefix(t *testing.T) {
 
 // Stores with different prefixes do not see each other's tokens.
 func TestStorePrefixesAreApart(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		a := newStore(t, client, redisstore.WithPrefix(redistest.Prefix(t)))
 		b := newStore(t, client, redisstore.WithPrefix(redistest.Prefix(t)))
@@ -140,7 +140,7 @@ func TestStorePrefixesAreApart(t *testing.T) {
 // clients is go-redis's AutoPipeliner, which sends the Takes of concurrent
 // callers in one write.
 func TestStoreTakeOneWinner(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		for _, pipelined := range []bool{false, true} {
 			t.Run(fmt.Sprintf("auto-pipelined=%v", pipelined), func(t *testing.T) {
 				prefix := redistest.Prefix(t)
@@ -215,7 +215,7 @@ func TestStoreErrors(t *testing.T) {
 		require.False(t, ok)
 	})
 
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		t.Run("wrong type", func(t *testing.T) {
 			client := newClient()
 			prefix := redistest.Prefix(t)

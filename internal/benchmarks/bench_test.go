@@ -492,7 +492,13 @@ func BenchmarkVerifyColdH2(b *testing.B) {
 // issued up front (only their header values are kept) and each in-memory
 // request is built in the loop: BenchmarkNewAPIRequest is that share.
 func BenchmarkVerifyColdParallel(b *testing.B) {
-	f := newFixture(b)
+	coldParallel(b, newFixture(b))
+}
+
+// coldParallel runs f's cold verifications from parallelism goroutines per
+// core: the b.N tokens are issued up front (only their header values are
+// kept) and each in-memory request is built in the loop.
+func coldParallel(b *testing.B, f *fixture) {
 	ctx := context.Background()
 	procs := parallelism * runtime.GOMAXPROCS(0)
 	warmReqs := make([]*http.Request, procs)
@@ -993,29 +999,6 @@ func BenchmarkVerifyColdBusyReplay(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	f := newFixtureConfig(b, false, func(c *verify.Config) { c.Replay = replay })
-	procs := parallelism * runtime.GOMAXPROCS(0)
-	warmReqs := make([]*http.Request, procs)
-	for i := range warmReqs {
-		warmReqs[i] = f.request(b, http.MethodPost, orderBody)
-	}
-	var next atomic.Int64
-	warm(b, procs, func() error { return f.verify(ctx, warmReqs[next.Add(1)-1]) })
-	headers := make([]string, b.N)
-	for i := range headers {
-		headers[i] = f.issue(b, http.MethodPost, orderBody)
-	}
-	next.Store(0)
-	b.ReportAllocs()
-	b.SetParallelism(parallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := f.verify(ctx, apiRequest(http.MethodPost, orderBody, headers[next.Add(1)-1])); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
+	coldParallel(b, newFixtureConfig(b, false, func(c *verify.Config) { c.Replay = replay }))
 	runtime.KeepAlive(replay)
 }

@@ -276,3 +276,23 @@ func freeClusterPort(tb testing.TB) int {
 func (c *Cluster) String() string {
 	return fmt.Sprintf("Redis Cluster on %s", strings.Join(c.Addrs, ","))
 }
+
+// ForEach runs test as two subtests: "single", on the redis-server in
+// DOMAINCONFIRM_REDIS_ADDR, and "cluster", on the Redis Cluster in
+// DOMAINCONFIRM_REDIS_CLUSTER_ADDRS (each skipped, or failed under CI=true,
+// when missing). newClient returns a new client of it at each call, as
+// another process would have.
+func ForEach(t *testing.T, test func(t *testing.T, newClient func() redis.UniversalClient)) {
+	t.Helper()
+	for _, r := range []struct {
+		name string
+		new  func(testing.TB) redis.UniversalClient
+	}{
+		{"single", func(tb testing.TB) redis.UniversalClient { return Client(tb) }},
+		{"cluster", func(tb testing.TB) redis.UniversalClient { return ClusterClient(tb) }},
+	} {
+		t.Run(r.name, func(t *testing.T) {
+			test(t, func() redis.UniversalClient { return r.new(t) })
+		})
+	}
+}

@@ -439,6 +439,42 @@ func BodySHA256(body []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// ParseHexSHA256 returns the 32 bytes that 64 lower-case hex digits spell,
+// as the stores keep a token hash. Upper case is refused, so that two
+// different strings never give the same bytes.
+func ParseHexSHA256(s string) (sum [32]byte, ok bool) {
+	if len(s) != 2*len(sum) {
+		return sum, false
+	}
+	s = s[:2*len(sum)] // spares the bounds checks below
+	var bad byte
+	for i := range sum {
+		hi, lo := hexValue[s[2*i]], hexValue[s[2*i+1]]
+		bad |= hi | lo
+		sum[i] = hi<<4 | lo
+	}
+	if bad > 0xf {
+		return [32]byte{}, false
+	}
+	return sum, true
+}
+
+// hexValue is the value of each lower-case hex digit, and 0xff for every
+// other byte.
+var hexValue = func() (t [256]byte) {
+	for c := range t {
+		switch {
+		case '0' <= c && c <= '9':
+			t[c] = byte(c - '0')
+		case 'a' <= c && c <= 'f':
+			t[c] = byte(c - 'a' + 10)
+		default:
+			t[c] = 0xff
+		}
+	}
+	return t
+}()
+
 // IsHexSHA256 reports whether s is 64 lower-case hex digits.
 func IsHexSHA256(s string) bool {
 	if len(s) != 64 {

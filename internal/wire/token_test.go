@@ -384,3 +384,17 @@ func TestIsHexSHA256(t *testing.T) {
 		assert.Equal(t, c.ok, wire.IsHexSHA256(c.s), c.s)
 	}
 }
+
+func TestParseHexSHA256(t *testing.T) {
+	want := sha256.Sum256([]byte("token"))
+	lower := hex.EncodeToString(want[:])
+	got, ok := wire.ParseHexSHA256(lower)
+	if !ok || got != want {
+		t.Fatalf("ParseHexSHA256(%q) = %x, %v", lower, got, ok)
+	}
+	for _, bad := range []string{"", lower[:63], lower + "0", strings.ToUpper(lower), lower[:63] + "g", " " + lower[1:]} {
+		if _, ok := wire.ParseHexSHA256(bad); ok {
+			t.Errorf("ParseHexSHA256(%q) accepted", bad)
+		}
+	}
+}

@@ -24,7 +24,7 @@ const shop = "https://shop.example"
 // TestBudget: the bucket in Redis, taken one call-back at a time, as the
 // verifier's in-process one would be; on one server and on a Cluster.
 func TestBudget(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		testBudget(t, newClient())
 	})
 }

@@ -8,29 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	cbredis "github.com/domainconfirm/domainconfirm/callback/redisstore"
-	"github.com/domainconfirm/domainconfirm/internal/redistest"
 	"github.com/domainconfirm/domainconfirm/verify/redisstore"
 )
-
-// forEachRedis runs test as two subtests: "single", on the redis-server in
-// DOMAINCONFIRM_REDIS_ADDR, and "cluster", on the Redis Cluster in
-// DOMAINCONFIRM_REDIS_CLUSTER_ADDRS (each skipped, or failed under CI=true,
-// when missing). newClient returns a new client of it at each call, as
-// another API server would have.
-func forEachRedis(t *testing.T, test func(t *testing.T, newClient func() redis.UniversalClient)) {
-	t.Helper()
-	for _, r := range []struct {
-		name string
-		new  func(testing.TB) redis.UniversalClient
-	}{
-		{"single", func(tb testing.TB) redis.UniversalClient { return redistest.Client(tb) }},
-		{"cluster", func(tb testing.TB) redis.UniversalClient { return redistest.ClusterClient(tb) }},
-	} {
-		t.Run(r.name, func(t *testing.T) {
-			test(t, func() redis.UniversalClient { return r.new(t) })
-		})
-	}
-}
 
 // newReplayStore returns redisstore.NewReplayStore(client, opts...), which
 // must succeed.

@@ -69,7 +69,7 @@ var origins = []struct {
 // another that shares its Redis, before any call-back: by the shared
 // replay memory alone, whatever the site does.
 func TestTwoVerifiersShareReplayMemory(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		for _, o := range origins {
 			t.Run(o.name, func(t *testing.T) {
 				site := o.new(t)
@@ -115,7 +115,7 @@ func TestTwoVerifiersShareReplayMemory(t *testing.T) {
 // 200 goroutines presenting one token, half through each of two API
 // servers sharing Redis, give exactly one success.
 func TestOneTokenManyRequestsTwoVerifiers(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		const n = 200
 		for _, o := range origins {
 			t.Run(o.name, func(t *testing.T) {
@@ -169,7 +169,7 @@ func TestOneTokenManyRequestsTwoVerifiers(t *testing.T) {
 // by two processes sharing a Redis replay memory. Every token is accepted
 // once, whichever processes issue, confirm and verify it.
 func TestManyInstancesEndToEnd(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		secret := callback.GenerateSecret()
 		storePrefix, replayPrefix := redistest.Prefix(t), redistest.Prefix(t)
 		var sites [2]*callback.Site

@@ -17,7 +17,7 @@ import (
 // alone: two API servers sharing it in Redis let exactly one of 200
 // concurrent presentations of a token through, and never call the site.
 func TestIssuedTokenAcrossVerifiers(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		site := consumingSite(t)
 		prefix := redistest.Prefix(t)
 		v1 := newVerifier(t, site.srv, site.secret, newClient(), prefix, nil)

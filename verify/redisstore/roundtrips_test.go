@@ -62,7 +62,7 @@ func (l *commandLog) take() []string {
 // answer two (the mark, then lifted again by its owner, so that a retry may
 // call back), three the first time a server runs the lifting script.
 func TestRedisRoundTripsPerVerification(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		site := consumingSite(t)
 		v := newVerifier(t, site.srv, site.secret, client, redistest.Prefix(t), nil)
@@ -91,7 +91,7 @@ func TestRedisRoundTripsPerVerification(t *testing.T) {
 
 // A call-back that gets no answer lifts the mark: the token is not lost.
 func TestRedisMarkLiftedWithoutAnswer(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		site := consumingSite(t)
 		v := newVerifier(t, site.srv, site.secret, client, redistest.Prefix(t), nil)

@@ -22,7 +22,7 @@ import (
 func tokenKey() string { return wire.TokenHash(sitetest.ForgedToken()) }
 
 func TestReplayStore(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		prefix := redistest.Prefix(t)
 		s := newReplayStore(t, client, redisstore.WithPrefix(prefix))
@@ -91,7 +91,7 @@ func TestReplayStore(t *testing.T) {
 // two API servers would), exactly one is first; also when one of the
 // clients is go-redis's AutoPipeliner.
 func TestReplayStoreMarkOneWinner(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		for _, pipelined := range []bool{false, true} {
 			t.Run(fmt.Sprintf("auto-pipelined=%v", pipelined), func(t *testing.T) {
 				prefix := redistest.Prefix(t)
@@ -132,7 +132,7 @@ func TestReplayStoreMarkOneWinner(t *testing.T) {
 }
 
 func TestNegativeCache(t *testing.T) {
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		client := newClient()
 		prefix := redistest.Prefix(t)
 		c := redisstore.NewNegativeCache(client, redisstore.WithPrefix(prefix))
@@ -215,7 +215,7 @@ func TestStoreErrors(t *testing.T) {
 		rs.Kill()
 		check(t, replay, client, "")
 	})
-	forEachRedis(t, func(t *testing.T, newClient func() redis.UniversalClient) {
+	redistest.ForEach(t, func(t *testing.T, newClient func() redis.UniversalClient) {
 		t.Run("context canceled", func(t *testing.T) {
 			canceled, cancel := context.WithCancel(ctx)
 			cancel()
