@@ -95,36 +95,42 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: "refused", Reason: "store-unavailable"})
 		return
 	}
-	resp := wire.ConfirmResponse{Version: 1, Type: wire.TypeConfirm, Challenge: req.Challenge, Result: wire.ResultRejected}
+	// The verdict in locals, the answer built from them only to encode
+	// it: an answer that reached the log or the Observer would move the
+	// record it points to onto the heap.
+	result, reason := wire.ResultRejected, ""
 	var rec record
 	switch {
 	case !ok:
-		resp.Reason = wire.ReasonUnknownToken
+		reason = wire.ReasonUnknownToken
 	case !rec.decode(raw):
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: unreadable token record in store")
-		resp.Reason = wire.ReasonUnknownToken
+		reason = wire.ReasonUnknownToken
 	case req.Origin != s.origin || rec.Origin != s.origin:
-		resp.Reason = wire.ReasonWrongOrigin
+		reason = wire.ReasonWrongOrigin
 	case now.Unix() >= rec.ExpiresAt:
-		resp.Reason = wire.ReasonTokenExpired
+		reason = wire.ReasonTokenExpired
 	case rec.Binding.Audience != req.Audience:
-		resp.Reason = wire.ReasonAudienceMismatch
+		reason = wire.ReasonAudienceMismatch
 	case rec.Binding.Kind == wire.KindRequest && !rec.Binding.Matches(req.Request):
-		resp.Reason = wire.ReasonRequestMismatch
+		reason = wire.ReasonRequestMismatch
 	default:
-		resp.Result, resp.Reason = wire.ResultConfirmed, ""
+		result = wire.ResultConfirmed
+	}
+	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: confirmation",
+		slog.String("audience", req.Audience), slog.String("result", result),
+		slog.String("reason", reason), slog.String("token_ref", req.TokenSHA256[:16]))
+
+	resp := wire.ConfirmResponse{Version: 1, Type: wire.TypeConfirm, Challenge: req.Challenge, Result: result, Reason: reason}
+	if result == wire.ResultConfirmed {
 		resp.Subject = rec.Subject
 		resp.Binding = &rec.Binding
 		resp.IssuedAt, resp.ExpiresAt = rec.IssuedAt, rec.ExpiresAt
 	}
-	s.log.LogAttrs(r.Context(), slog.LevelInfo, "domainconfirm: confirmation",
-		slog.String("audience", req.Audience), slog.String("result", resp.Result),
-		slog.String("reason", resp.Reason), slog.String("token_ref", req.TokenSHA256[:16]))
-
 	out := resp.AppendJSON(getBuffer(512)[:0])
 	s.writeSigned(w, api, id, out)
 	putBuffer(out) // written: a Writer must not retain it
-	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: resp.Result, Reason: resp.Reason})
+	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: result, Reason: reason})
 }
 
 // readMessage reads a request body of at most wire.MaxMessageBytes: into a
@@ -141,8 +147,13 @@ func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			putBuffer(b)
 			return nil, err
 		}
-		var extra [1]byte
-		if k, err := body.Read(extra[:]); k > 0 || (err != nil && err != io.EOF) {
+		// One byte past it, in the buffer's spare room when it has
+		// some (a local array would move to the heap).
+		extra := b[len(b):min(len(b)+1, cap(b))]
+		if len(extra) == 0 {
+			extra = make([]byte, 1)
+		}
+		if k, err := body.Read(extra); k > 0 || (err != nil && err != io.EOF) {
 			if err == nil {
 				err = errors.New("body longer than its Content-Length")
 			}
@@ -198,7 +209,7 @@ var unauthenticatedDetail = map[string]string{
 func (s *Site) authenticate(id, ts, sig string, body []byte, now time.Time) (*apiKeys, error) {
 	var err error
 	for _, a := range s.keySet().apis {
-		if err = wire.Verify(a.keys, wire.Request, id, ts, sig, body, now); err == nil || !errors.Is(err, wire.ErrSignature) {
+		if err = wire.VerifyKeyed(a.macKeys, wire.Request, id, ts, sig, body, now); err == nil || !errors.Is(err, wire.ErrSignature) {
 			return a, err
 		}
 	}
@@ -267,7 +278,7 @@ func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out [
 	// capacity ends at its own element (an append copies it, never writes
 	// over the next): one allocation instead of six.
 	v := [...]string{"application/json", "no-store", strconv.Itoa(len(out)),
-		id, strconv.FormatInt(ts, 10), wire.Sign(api.keys, wire.Response, id, ts, out)}
+		id, strconv.FormatInt(ts, 10), wire.SignKeyed(api.macKeys, wire.Response, id, ts, out)}
 	vals := v[:]
 	h["Content-Type"] = vals[0:1:1]
 	h["Cache-Control"] = vals[1:2:2]

@@ -79,8 +79,15 @@ func (r *record) decode(raw []byte) bool {
 	if ok {
 		return true
 	}
-	*r = record{}
-	return json.Unmarshal(raw, r) == nil
+	// Records another version wrote. A variable of its own: decoding into
+	// r would move every record to the heap.
+	var other record
+	if json.Unmarshal(raw, &other) != nil {
+		*r = record{}
+		return false
+	}
+	*r = other
+	return true
 }
 
 // IssueForRequest issues a token bound to req (its audience, method, path

@@ -132,6 +132,7 @@ func (s *Site) keySet() *keySet { return s.keys.Load() }
 type apiKeys struct {
 	audience  string
 	keys      [][]byte
+	macKeys   []*wire.MACKey // keys prepared to sign and check messages
 	tokenKeys []*wire.TokenKey
 }
 
@@ -193,7 +194,7 @@ func newKeySet(apis []API) (*keySet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: APIs[%d] (%s).Secrets: %w", ErrConfig, i, aud, err)
 		}
-		a := &apiKeys{audience: aud, keys: keys, tokenKeys: tk}
+		a := &apiKeys{audience: aud, keys: keys, macKeys: wire.NewMACKeys(keys), tokenKeys: tk}
 		ks.apis = append(ks.apis, a)
 		ks.byAud[aud] = a
 	}

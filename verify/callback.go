@@ -87,6 +87,14 @@ func roundTrip(rt http.RoundTripper, req *http.Request) (*http.Response, error) 
 	return resp, nil
 }
 
+// callbackParts are the parts of a call-back that would otherwise be
+// allocated one by one.
+type callbackParts struct {
+	values [6]string // Content-Type, Accept, User-Agent, the three signing headers
+	body   bytes.Reader
+	answer io.LimitedReader
+}
+
 // exchange is one signed call-back and what came of it.
 type exchange struct {
 	answer   []byte // the signed answer body; nil on error
@@ -110,33 +118,46 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 		return x
 	}
 	if trace {
+		// Its own variable, not x: a closure that captured x would move
+		// every exchange to the heap.
+		remoteIP := new(string)
+		defer func() { x.remoteIP = *remoteIP }()
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(ci httptrace.GotConnInfo) {
 			if a, ok := ci.Conn.RemoteAddr().(*net.TCPAddr); ok {
-				x.remoteIP = a.IP.String()
+				*remoteIP = a.IP.String()
 			}
 		}})
 	}
+	// What the request carries, in one allocation: the header values
+	// and the body's reader.
+	parts := &callbackParts{}
+	parts.body.Reset(body)
+	id, ts := wire.NewMessageID(), start.Unix()
+	parts.values = [...]string{"application/json", "application/json", "domainconfirm-verify/1",
+		id, strconv.FormatInt(ts, 10), wire.SignKeyed(reg.macKeys, wire.Request, id, ts, body)}
 	// Built by hand: the registered URL is already parsed and validated.
 	req := (&http.Request{
-		Method:        http.MethodPost,
-		URL:           reg.confirmURL,
-		Proto:         "HTTP/1.1",
-		ProtoMajor:    1,
-		ProtoMinor:    1,
-		Header:        make(http.Header, 6),
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Method:     http.MethodPost,
+		URL:        reg.confirmURL,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     make(http.Header, 6),
+		// io.NopCloser of a *bytes.Reader, not a type of our own:
+		// net/http writes the headers and a body it knows is in memory
+		// in one write, and flushes the headers first for any other.
+		Body: io.NopCloser(&parts.body),
+		// A request that has a GetBody is retried on another connection
+		// when a kept-alive one turns out closed before anything was
+		// written.
 		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 		ContentLength: int64(len(body)),
 		Host:          reg.confirmURL.Host,
 	}).WithContext(ctx)
-	id, ts := wire.NewMessageID(), start.Unix()
 	h := req.Header
-	// One backing array for the six values, each a slice of it whose
-	// capacity ends at its own element (an append copies it, never writes
-	// over the next): one allocation instead of six.
-	values := [...]string{"application/json", "application/json", "domainconfirm-verify/1",
-		id, strconv.FormatInt(ts, 10), wire.Sign(reg.keys, wire.Request, id, ts, body)}
-	vals := values[:]
+	// Each value a slice of one backing array whose capacity ends at its
+	// own element (an append copies it, never writes over the next).
+	vals := parts.values[:]
 	h["Content-Type"] = vals[0:1:1]
 	h["Accept"] = vals[1:2:2]
 	h["User-Agent"] = vals[2:3:3]
@@ -162,7 +183,8 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 			url, resp.StatusCode, truncate(resp.Header.Get("Location"), 256)), nil)
 	}
 	// Read one byte past the cap: reaching it is a failure, not a truncation.
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, v.maxAnswer+1))
+	parts.answer = io.LimitedReader{R: resp.Body, N: v.maxAnswer + 1}
+	raw, err := io.ReadAll(&parts.answer)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fail("callback-timeout", fmt.Sprintf("the answer from %s did not arrive within %s", url, v.timeout), err)
@@ -190,7 +212,7 @@ func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte,
 		x.unsigned = len(resp.Header.Values(wire.HeaderID)) == 0 && len(resp.Header.Values(wire.HeaderSignature)) == 0
 		return fail("bad-signature", "the answer does not carry the request's message id (exactly once)", nil)
 	}
-	if err := wire.Verify(reg.keys, wire.Response, id, tsHeader, wire.Once(resp.Header, wire.HeaderSignature), raw, v.now()); err != nil {
+	if err := wire.VerifyKeyed(reg.macKeys, wire.Response, id, tsHeader, wire.Once(resp.Header, wire.HeaderSignature), raw, v.now()); err != nil {
 		reason := "bad-signature"
 		if errors.Is(err, wire.ErrTimestamp) {
 			reason = "bad-timestamp"

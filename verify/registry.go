@@ -22,6 +22,7 @@ type Registration struct {
 	confirmURL *url.URL
 	urlString  string // confirmURL.String(), for logs and errors
 	keys       [][]byte
+	macKeys    []*wire.MACKey   // keys prepared to sign and check messages
 	tokenKeys  []*wire.TokenKey // derived from keys, to check tokens' MACs
 	budget     *budget          // nil: Config.CallbacksPerSecond and CallbackBurst
 }
@@ -68,7 +69,7 @@ func newRegistration(origin, confirmURL string, secrets []string) (*Registration
 	if err != nil {
 		return nil, fmt.Errorf("registration for %s: %w", o, err)
 	}
-	return &Registration{origin: o, confirmURL: u, urlString: u.String(), keys: keys, tokenKeys: tk}, nil
+	return &Registration{origin: o, confirmURL: u, urlString: u.String(), keys: keys, macKeys: wire.NewMACKeys(keys), tokenKeys: tk}, nil
 }
 
 // Origin returns the canonical origin.
@@ -108,7 +109,7 @@ func (r *Registration) Budget() (perSecond float64, burst int, ok bool) {
 }
 
 func (r *Registration) usable() bool {
-	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && len(r.tokenKeys) == len(r.keys) && r.origin != "" &&
+	return r != nil && r.confirmURL != nil && len(r.keys) > 0 && len(r.tokenKeys) == len(r.keys) && len(r.macKeys) == len(r.keys) && r.origin != "" &&
 		r.budget.valid()
 }
 

@@ -519,16 +519,18 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 			v.unmark(bg, origin, key, owner, tokenExpiry)
 			return nil, err
 		}
-		var e *Error
-		if errors.As(err, &e) && e.kind == ErrRejected {
-			// The site judged the token: it stays marked used, and the
-			// reason is cached to tell whoever presents it again. Best
-			// effort: a miss only says token-replayed instead.
-			addCtx, cancelAdd := context.WithTimeout(bg, v.timeout)
-			_ = v.negative.Add(addCtx, negativeKey(origin, key), e.Reason, v.negativeTTL)
-			cancelAdd()
-		}
 		if err != nil {
+			// Declared here: errors.As moves its target to the heap.
+			var e *Error
+			if errors.As(err, &e) && e.kind == ErrRejected {
+				// The site judged the token: it stays marked used, and
+				// the reason is cached to tell whoever presents it
+				// again. Best effort: a miss only says token-replayed
+				// instead.
+				addCtx, cancelAdd := context.WithTimeout(bg, v.timeout)
+				_ = v.negative.Add(addCtx, negativeKey(origin, key), e.Reason, v.negativeTTL)
+				cancelAdd()
+			}
 			return nil, err
 		}
 		return &claim{res: res}, nil
@@ -715,21 +717,22 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 		if r.ContentLength > maxBody {
 			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", maxBody), nil)
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+		body, err := readRequestBody(r.Body, r.ContentLength, maxBody)
 		r.Body.Close()
-		var tooBig *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooBig):
-			// The app's own limit (http.MaxBytesReader, a router's
-			// request-size middleware) is a body too large, not a bad one.
-			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over the server's limit of %d bytes", tooBig.Limit), nil)
-		case err != nil:
+		if err != nil {
+			if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+				// The app's own limit (http.MaxBytesReader, a router's
+				// request-size middleware) is a body too large, not a bad one.
+				return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over the server's limit of %d bytes", tooBig.Limit), nil)
+			}
 			return ri, newError(ErrMalformed, "unreadable-body", origin, "the request body could not be read", err)
 		}
 		if int64(len(body)) > maxBody {
 			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", maxBody), nil)
 		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		rb := &readBody{}
+		rb.Reset(body)
+		r.Body = rb
 		ri.BodySHA256 = wire.BodySHA256(body)
 	}
 	if ri.Method == "" {
@@ -740,3 +743,33 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 	}
 	return ri, nil
 }
+
+// readRequestBody reads a request body of at most maxBody bytes, or one
+// byte more to tell it is longer. A body of announced length is read into a
+// buffer of that length: one allocation, no growing.
+func readRequestBody(body io.Reader, length, maxBody int64) ([]byte, error) {
+	if length <= 0 || length > maxBody {
+		return io.ReadAll(io.LimitReader(body, maxBody+1))
+	}
+	b := make([]byte, length, length+1) // room to read one byte past it
+	if _, err := io.ReadFull(body, b); err != nil {
+		return nil, err
+	}
+	// The length is the client's word (net/http itself never gives more
+	// than it announced): whatever follows is read as before, up to the cap.
+	n, err := io.ReadFull(body, b[length:length+1])
+	switch {
+	case n > 0:
+		rest, err := io.ReadAll(io.LimitReader(body, maxBody-length))
+		return append(b[:length+1], rest...), err
+	case err != nil && err != io.EOF:
+		return nil, err
+	}
+	return b, nil
+}
+
+// readBody is a request body the verifier read, given back to the handler:
+// a bytes.Reader that closes.
+type readBody struct{ bytes.Reader }
+
+func (*readBody) Close() error { return nil }

@@ -206,20 +206,28 @@ func (s *scanner) str() (string, bool) {
 		return "", false
 	}
 	start := s.i
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			v := s.src[start:s.i]
-			s.i++
-			return v, true
-		case c == '\\' || c < 0x20:
-			return "", false
-		}
-		s.i++
+	b := s.b
+	i := s.i
+	for i < len(b) && !strStop[b[i]] {
+		i++
 	}
-	return "", false
+	s.i = i
+	if i == len(b) || b[i] != '"' { // an escape or a control character
+		return "", false
+	}
+	s.i++
+	return s.src[start:i], true
 }
+
+// strStop marks the bytes that end the plain run of a string: the closing
+// quote, an escape (refused) and the control characters (refused).
+var strStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 // int reads a non-negative integer without leading zeros, fraction or
 // exponent, that fits in 52 bits (exact in any JSON implementation).
@@ -328,9 +336,11 @@ func DecodeConfirmRequest(body []byte) (ConfirmRequest, error) {
 			return m, nil
 		}
 	}
-	m = ConfirmRequest{}
-	err := Decode(body, &m)
-	return m, err
+	// The slow path decodes into a variable of its own: decoding into m
+	// would move it to the heap on the fast path too.
+	var other ConfirmRequest
+	err := Decode(body, &other)
+	return other, err
 }
 
 // DecodeBinding decodes a binding object exactly as Decode would, fast for
@@ -392,9 +402,11 @@ func DecodeConfirmResponse(body []byte) (ConfirmResponse, error) {
 			return m, nil
 		}
 	}
-	m = ConfirmResponse{}
-	err := Decode(body, &m)
-	return m, err
+	// The slow path decodes into a variable of its own: decoding into m
+	// would move it to the heap on the fast path too.
+	var other ConfirmResponse
+	err := Decode(body, &other)
+	return other, err
 }
 
 // DecodeBindingRecord decodes {"o":..,"b":{binding},"s":..,"i":..,"e":..},

@@ -3,6 +3,7 @@ package wire
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -77,8 +78,14 @@ func SignedContent(dir Direction, id string, ts int64, body []byte) []byte {
 }
 
 // Sign returns the signature header value: one "v1,<base64 HMAC-SHA256>"
-// entry per key, separated by single spaces.
+// entry per key, separated by single spaces. SignKeyed is the same with
+// keys prepared once.
 func Sign(keys [][]byte, dir Direction, id string, ts int64, body []byte) string {
+	return SignKeyed(NewMACKeys(keys), dir, id, ts, body)
+}
+
+// SignKeyed is Sign with prepared keys.
+func SignKeyed(keys []*MACKey, dir Direction, id string, ts int64, body []byte) string {
 	m := macPool.Get().(*macState)
 	defer macPool.Put(m)
 	head := signedHead(m.head[:0], dir, id, ts)
@@ -104,13 +111,54 @@ func signedHead(b []byte, dir Direction, id string, ts int64) []byte {
 	return append(b, '.')
 }
 
-// macState computes HMAC-SHA256 (RFC 2104) with a SHA-256 state and
-// scratch buffers reused through macPool, so that signing or checking a
-// message allocates nothing beyond its result: crypto/hmac.New allocates
-// two hash states and both pads for every MAC.
+// MACKey is a key that signs messages, prepared once: the SHA-256 states
+// after its inner and outer HMAC pads (RFC 2104), so that a MAC with it
+// hashes the message and the inner digest only, not the two pad blocks
+// again (two of about nine SHA-256 blocks of a confirmation message).
+type MACKey struct {
+	inner, outer []byte // marshalled SHA-256 states
+}
+
+// NewMACKey prepares key.
+func NewMACKey(key []byte) *MACKey {
+	var pad [sha256.BlockSize]byte
+	if len(key) > sha256.BlockSize {
+		sum := sha256.Sum256(key)
+		copy(pad[:], sum[:])
+	} else {
+		copy(pad[:], key)
+	}
+	state := func(x byte) []byte {
+		h := sha256.New()
+		var p [sha256.BlockSize]byte
+		for i := range pad {
+			p[i] = pad[i] ^ x
+		}
+		h.Write(p[:])
+		b, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil { // crypto/sha256 always can
+			panic("wire: " + err.Error())
+		}
+		return b
+	}
+	return &MACKey{inner: state(0x36), outer: state(0x5c)}
+}
+
+// NewMACKeys prepares each of keys.
+func NewMACKeys(keys [][]byte) []*MACKey {
+	out := make([]*MACKey, len(keys))
+	for i, k := range keys {
+		out[i] = NewMACKey(k)
+	}
+	return out
+}
+
+// macState computes HMAC-SHA256 with a SHA-256 state and scratch buffers
+// reused through macPool, so that signing or checking a message allocates
+// nothing beyond its result: crypto/hmac.New allocates two hash states and
+// both pads for every MAC.
 type macState struct {
 	h     hash.Hash
-	pad   [sha256.BlockSize]byte
 	inner [sha256.Size]byte
 	sum   [sha256.Size]byte
 	head  [160]byte // the signed head, "domainconfirm.v1.<dir>.<id>.<ts>."
@@ -123,29 +171,18 @@ var macPool = sync.Pool{New: func() any { return &macState{h: sha256.New()} }}
 
 // mac returns HMAC-SHA256(key, head || body), without copying the body, in
 // m's own buffer: valid until the next mac of m.
-func (m *macState) mac(key, head, body []byte) []byte {
+func (m *macState) mac(key *MACKey, head, body []byte) []byte {
 	h := m.h
-	clear(m.pad[:])
-	if len(key) > sha256.BlockSize {
-		h.Reset()
-		h.Write(key)
-		h.Sum(m.pad[:0])
-	} else {
-		copy(m.pad[:], key)
+	u := h.(encoding.BinaryUnmarshaler)
+	if err := u.UnmarshalBinary(key.inner); err != nil { // a state NewMACKey made
+		panic("wire: " + err.Error())
 	}
-	for i := range m.pad {
-		m.pad[i] ^= 0x36
-	}
-	h.Reset()
-	h.Write(m.pad[:])
 	h.Write(head)
 	h.Write(body)
 	inner := h.Sum(m.inner[:0])
-	for i := range m.pad {
-		m.pad[i] ^= 0x36 ^ 0x5c
+	if err := u.UnmarshalBinary(key.outer); err != nil {
+		panic("wire: " + err.Error())
 	}
-	h.Reset()
-	h.Write(m.pad[:])
 	h.Write(inner)
 	return h.Sum(m.sum[:0])
 }
@@ -155,10 +192,8 @@ func CheckID(id string) error {
 	if len(id) == 0 || len(id) > maxIDLen {
 		return fmt.Errorf("%w: length must be 1 to %d", ErrMessageID, maxIDLen)
 	}
-	for i := 0; i < len(id); i++ {
-		if !isBase64URL(id[i]) {
-			return fmt.Errorf("%w: characters must be A-Z a-z 0-9 _ -", ErrMessageID)
-		}
+	if !allOf(id, classBase64) {
+		return fmt.Errorf("%w: characters must be A-Z a-z 0-9 _ -", ErrMessageID)
 	}
 	return nil
 }
@@ -190,6 +225,11 @@ func ParseTimestamp(s string, now time.Time) (int64, error) {
 // message under one of keys. Entries of other versions are ignored.
 // Comparison is constant-time.
 func Verify(keys [][]byte, dir Direction, id, timestamp, signature string, body []byte, now time.Time) error {
+	return VerifyKeyed(NewMACKeys(keys), dir, id, timestamp, signature, body, now)
+}
+
+// VerifyKeyed is Verify with prepared keys.
+func VerifyKeyed(keys []*MACKey, dir Direction, id, timestamp, signature string, body []byte, now time.Time) error {
 	if err := CheckID(id); err != nil {
 		return err
 	}

@@ -398,3 +398,30 @@ func TestParseHexSHA256(t *testing.T) {
 		}
 	}
 }
+
+// TestHexAndBase64Checks checks the table-driven character checks against
+// the character sets they stand for, one odd byte at every position.
+func TestHexAndBase64Checks(t *testing.T) {
+	isHex := func(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+	isB64 := func(c byte) bool {
+		return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+	}
+	hex := strings.Repeat("0123456789abcdef", 4)
+	for c := range 256 {
+		for _, i := range []int{0, 31, 63} {
+			s := hex[:i] + string([]byte{byte(c)}) + hex[i+1:]
+			if got := wire.IsHexSHA256(s); got != isHex(byte(c)) {
+				t.Errorf("IsHexSHA256 with byte %#x at %d = %v", c, i, got)
+			}
+			id := "abc" + string([]byte{byte(c)}) + "xyz"
+			if got := wire.CheckID(id) == nil; got != isB64(byte(c)) {
+				t.Errorf("CheckID with byte %#x = %v", c, got)
+			}
+		}
+	}
+	for _, s := range []string{"", hex[:63], hex + "0", strings.ToUpper(hex)} {
+		if wire.IsHexSHA256(s) {
+			t.Errorf("IsHexSHA256(%q) = true", s)
+		}
+	}
+}
