@@ -128,7 +128,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		resp.IssuedAt, resp.ExpiresAt = rec.IssuedAt, rec.ExpiresAt
 	}
 	out := resp.AppendJSON(getBuffer(512)[:0])
-	s.writeSigned(w, api, id, out)
+	s.writeSigned(w, api, id, now, out)
 	putBuffer(out) // written: a Writer must not retain it
 	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: result, Reason: reason})
 }
@@ -263,17 +263,17 @@ func (s *Site) answerProbe(w http.ResponseWriter, r *http.Request, api *apiKeys,
 		wire.WriteProblem(w, http.StatusInternalServerError, "internal-error", "Internal error", "")
 		return
 	}
-	s.writeSigned(w, api, id, out)
+	s.writeSigned(w, api, id, s.now(), out)
 	s.observe(r.Context(), Event{Kind: wire.TypeProbe, Audience: req.Audience, Result: "answered"})
 }
 
 // writeSigned writes a 200 JSON answer signed in the response direction
 // under the request's message id, with the secrets of the API that asked.
-func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, out []byte) {
+func (s *Site) writeSigned(w http.ResponseWriter, api *apiKeys, id string, now time.Time, out []byte) {
 	// The names are canonical already: assigned, not Set, to skip
 	// canonicalising each.
 	h := w.Header()
-	ts := s.now().Unix()
+	ts := now.Unix()
 	// One backing array for the six values, each a slice of it whose
 	// capacity ends at its own element (an append copies it, never writes
 	// over the next): one allocation instead of six.

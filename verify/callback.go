@@ -111,7 +111,9 @@ type exchange struct {
 // answer once its status, size, message id and signature check out.
 func (v *Verifier) exchange(ctx context.Context, reg *Registration, body []byte, trace bool) (x exchange) {
 	start := v.now()
-	defer func() { x.duration = v.now().Sub(start) }()
+	if trace { // the duration is for the log only
+		defer func() { x.duration = v.now().Sub(start) }()
+	}
 	origin, url := reg.origin, reg.urlString
 	fail := func(reason, detail string, cause error) exchange {
 		x.err = newError(ErrUnverified, reason, origin, detail, cause)

@@ -31,3 +31,6 @@ func ReplayStoreLen(s *MemoryReplayStore) int {
 	}
 	return n
 }
+
+// ReadRequestBody is readRequestBody, for tests.
+var ReadRequestBody = readRequestBody

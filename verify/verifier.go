@@ -474,7 +474,8 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 		// lasts as long as any verifier could take the token (its expiry
 		// plus the tolerance), and is lifted again only when the origin
 		// gave no answer, so that a retry may call back.
-		if old, ok := v.stuck.owner(key, v.now()); ok {
+		now := v.now() // the clock read once for the mark and the limits
+		if old, ok := v.stuck.owner(key, now); ok {
 			// This verifier's own mark of the token, which the store failed
 			// to lift after a call-back without an answer: lift it now, or
 			// refuse the token as before.
@@ -484,14 +485,14 @@ func (v *Verifier) verify(ctx context.Context, r *http.Request, p *policy) (res 
 			v.stuck.forget(key)
 		}
 		owner := newOwner()
-		first, err := v.replay.Mark(waitCtx, key, owner, v.replayTTL(tokenExpiry))
+		first, err := v.replay.Mark(waitCtx, key, owner, v.replayTTL(tokenExpiry, now))
 		if err != nil {
 			return nil, v.storeFailed(ctx, origin, err)
 		}
 		if !first {
 			return nil, v.usedBefore(waitCtx, origin, key)
 		}
-		release, lerr := v.limits.acquire(waitCtx, reg, v.now())
+		release, lerr := v.limits.acquire(waitCtx, reg, now)
 		if lerr != nil {
 			v.unmark(bg, origin, key, owner, tokenExpiry)
 			return nil, lerr
@@ -598,8 +599,8 @@ func (v *Verifier) storeFailed(ctx context.Context, origin string, err error) *E
 // verifier could accept it, until its expiry plus the clock tolerance,
 // never less than MaxTokenTTL. Bounded both ways: the times are the
 // site's word.
-func (v *Verifier) replayTTL(expiresAt time.Time) time.Duration {
-	return min(max(wire.MaxTokenTTL, expiresAt.Add(wire.Tolerance).Sub(v.now())), wire.MaxTokenTTL+2*wire.Tolerance)
+func (v *Verifier) replayTTL(expiresAt, now time.Time) time.Duration {
+	return min(max(wire.MaxTokenTTL, expiresAt.Add(wire.Tolerance).Sub(now)), wire.MaxTokenTTL+2*wire.Tolerance)
 }
 
 // checkToken checks a token's MAC, audience, binding and lifetime against
@@ -636,7 +637,7 @@ func (v *Verifier) acceptLocally(ctx context.Context, origin, key string, pt *wi
 	expires := time.Unix(pt.ExpiresAt(), 0)
 	markCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.timeout)
 	defer cancel()
-	first, err := v.replay.Mark(markCtx, key, newOwner(), v.replayTTL(expires))
+	first, err := v.replay.Mark(markCtx, key, newOwner(), v.replayTTL(expires, v.now()))
 	if err != nil {
 		return nil, v.storeFailed(ctx, origin, err)
 	}
@@ -752,7 +753,11 @@ func readRequestBody(body io.Reader, length, maxBody int64) ([]byte, error) {
 		return io.ReadAll(io.LimitReader(body, maxBody+1))
 	}
 	b := make([]byte, length, length+1) // room to read one byte past it
-	if _, err := io.ReadFull(body, b); err != nil {
+	switch n, err := io.ReadFull(body, b); err {
+	case nil:
+	case io.EOF, io.ErrUnexpectedEOF: // shorter than announced: what there is, as before
+		return b[:n], nil
+	default:
 		return nil, err
 	}
 	// The length is the client's word (net/http itself never gives more

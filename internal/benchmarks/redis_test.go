@@ -226,7 +226,7 @@ func newStoreConfirmer(tb testing.TB, store callback.Store) *confirmer {
 		tb.Fatal(err)
 	}
 	return &confirmer{
-		site: site, keys: wire.NewMACKeys(keys), confirmURL: shopOrigin + callback.DefaultPath,
+		site: site, keys: wire.NewMACKeys(keys), confirmURL: shopConfirmURL,
 		ri: wire.RequestInfo{Method: http.MethodPost, Path: "/v1/report", BodySHA256: wire.EmptyBodySHA256},
 	}
 }

@@ -28,6 +28,19 @@ import (
 
 const hexDigits = "0123456789abcdef"
 
+// plainJSON marks the ASCII bytes a JSON string carries as they are, as
+// encoding/json writes them: not a control character, quote, backslash,
+// or one of the HTML characters it escapes.
+var plainJSON = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = true
+	}
+	for _, c := range `"\<>&` {
+		t[c] = false
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string, escaping as encoding/json does
 // (HTML-safe, U+2028 and U+2029 escaped, invalid UTF-8 as U+FFFD).
 func appendString(b []byte, s string) []byte {
@@ -35,11 +48,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plainJSON[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':
