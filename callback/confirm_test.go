@@ -500,14 +500,50 @@ func TestConfirmStoreError(t *testing.T) {
 	})
 }
 
-// A store that hands back something the Site did not write is treated as
-// holding no token.
-func TestConfirmCorruptRecord(t *testing.T) {
-	store := callback.NewMemoryStore()
+// rewritingStore changes each value the Site puts, as a store holding
+// records of another version, or corrupting them, would hand them back.
+type rewritingStore struct {
+	*callback.MemoryStore
+	rewrite func([]byte) []byte
+}
+
+func (s *rewritingStore) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	return s.MemoryStore.Put(ctx, key, s.rewrite(value), ttl)
+}
+
+// A record of the JSON form earlier versions wrote is still confirmed, with
+// what it says; a record that is neither form, or cut, or with a byte more,
+// is treated as no token.
+func TestConfirmRecordForms(t *testing.T) {
+	toJSON := func(raw []byte) []byte {
+		origin, bd, subject, issued, expires, ok := wire.DecodeRecord(raw)
+		require.True(t, ok, "the Site wrote a binary record")
+		return wire.AppendBindingRecord(nil, origin, &bd, subject, issued, expires)
+	}
+	store := &rewritingStore{MemoryStore: callback.NewMemoryStore(), rewrite: toJSON}
 	f := newFixture(t, &callback.Config{Store: store})
-	token := sitetest.ForgedToken()
-	require.NoError(t, store.Put(context.Background(), wire.TokenHash(token), []byte("not json"), time.Minute))
-	requireRejected(t, f.confirm(t, confirmRequest(token, orderRequest.info())), wire.ReasonUnknownToken)
+	token := f.issueForRequest(t, orderRequest, callback.IssueOptions{Subject: "user-17"})
+	resp := f.confirm(t, confirmRequest(token, orderRequest.info()))
+	require.Equal(t, wire.ResultConfirmed, resp.Result)
+	require.Equal(t, "user-17", resp.Subject)
+	require.Equal(t, orderRequest.info().BodySHA256, resp.Binding.BodySHA256)
+	require.Equal(t, t0.Add(callback.DefaultTTL).Unix(), resp.ExpiresAt)
+
+	for name, rewrite := range map[string]func([]byte) []byte{
+		"not a record":   func([]byte) []byte { return []byte("not json") },
+		"empty":          func([]byte) []byte { return nil },
+		"cut":            func(raw []byte) []byte { return raw[:len(raw)-1] },
+		"a byte more":    func(raw []byte) []byte { return append(raw, 0) },
+		"JSON, cut":      func(raw []byte) []byte { j := toJSON(raw); return j[:len(j)-1] },
+		"unknown form":   func(raw []byte) []byte { raw[0] = 0x02; return raw },
+		"overlong count": func(raw []byte) []byte { return append(raw[:17:17], append([]byte{0x80, 0x00}, raw[18:]...)...) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			store.rewrite = rewrite
+			token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
+			requireRejected(t, f.confirm(t, confirmRequest(token, orderRequest.info())), wire.ReasonUnknownToken)
+		})
+	}
 }
 
 // Of 200 concurrent confirmations of one token, exactly one wins.

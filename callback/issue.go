@@ -62,7 +62,9 @@ func (t Token) String() string { return "dct_[redacted]" }
 // LogValue implements slog.LogValuer with a redacted form.
 func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
-// record is what the Store holds for an issued token.
+// record is what the Store holds for an issued token: written in
+// wire.AppendRecord's binary form; the JSON form of the json tags is what
+// versions before it wrote, still read while their tokens live.
 type record struct {
 	Origin    string       `json:"o"` // the issuing site: a Store may be shared by several
 	Binding   wire.Binding `json:"b"`
@@ -71,10 +73,17 @@ type record struct {
 	ExpiresAt int64        `json:"e"`
 }
 
-// decode reads a record written by issue: the fast path, then
-// encoding/json for anything else (a record written by an older version).
+// decode reads a record written by issue, or by an earlier version (the
+// JSON form: its fast path, then encoding/json).
 func (r *record) decode(raw []byte) bool {
 	var ok bool
+	if wire.IsBinaryRecord(raw) {
+		r.Origin, r.Binding, r.Subject, r.IssuedAt, r.ExpiresAt, ok = wire.DecodeRecord(raw)
+		if !ok {
+			*r = record{}
+		}
+		return ok
+	}
 	r.Origin, r.Binding, r.Subject, r.IssuedAt, r.ExpiresAt, ok = wire.DecodeBindingRecord(raw)
 	if ok {
 		return true
@@ -150,7 +159,7 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	}
 	now := s.now()
 	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
-	val := wire.AppendBindingRecord(make([]byte, 0, 256), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
+	val := wire.AppendRecord(make([]byte, 0, 192), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
 	// The token carries its MAC under the first secret of this API alone,
 	// so the API can refuse forgeries before it calls back, and no other
 	// API can mint or check it.

@@ -37,8 +37,8 @@ var sentinels = []error{
 // shiftStore is the site's token store. While shift is set, it stores tokens
 // as if they had been issued that many seconds earlier: how these tests move
 // the site's clock without sleeping, since callback.Site has no clock other
-// packages can set. It relies on the record's "i" (issued) and "e" (expires)
-// members, and fails loudly if they change.
+// packages can set. It relies on the record's form (wire.AppendRecord), and
+// fails loudly if it changes.
 type shiftStore struct {
 	*callback.MemoryStore
 	shift atomic.Int64
@@ -48,18 +48,11 @@ func newShiftStore() *shiftStore { return &shiftStore{MemoryStore: callback.NewM
 
 func (s *shiftStore) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if d := s.shift.Load(); d != 0 {
-		var rec map[string]json.RawMessage
-		if err := json.Unmarshal(value, &rec); err != nil {
-			return fmt.Errorf("shiftStore: %w", err)
+		origin, bd, subject, issued, expires, ok := wire.DecodeRecord(value)
+		if !ok {
+			return fmt.Errorf("shiftStore: the token record is not in the form wire.DecodeRecord reads any more")
 		}
-		for _, k := range []string{"i", "e"} {
-			var n int64
-			if err := json.Unmarshal(rec[k], &n); err != nil {
-				return fmt.Errorf("shiftStore: the token record has no %q time any more: %w", k, err)
-			}
-			rec[k], _ = json.Marshal(n - d)
-		}
-		value, _ = json.Marshal(rec)
+		value = wire.AppendRecord(nil, origin, &bd, subject, issued-d, expires-d)
 	}
 	return s.MemoryStore.Put(ctx, key, value, ttl)
 }

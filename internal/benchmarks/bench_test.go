@@ -729,6 +729,16 @@ func (c *confirmer) request(token string) (*http.Request, error) {
 	}
 	body := msg.AppendJSON(make([]byte, 0, 512))
 	u := c.confirmURL
+	// The values and the body's reader in one allocation, as exchange has
+	// them.
+	parts := &struct {
+		values [6]string
+		body   bytes.Reader
+	}{}
+	parts.body.Reset(body)
+	id, ts := wire.NewMessageID(), time.Now().Unix()
+	parts.values = [...]string{"application/json", "application/json", "domainconfirm-verify/1",
+		id, strconv.FormatInt(ts, 10), wire.SignKeyed(c.keys, wire.Request, id, ts, body)}
 	req := (&http.Request{
 		Method:        http.MethodPost,
 		URL:           u,
@@ -736,19 +746,18 @@ func (c *confirmer) request(token string) (*http.Request, error) {
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        make(http.Header, 6),
-		Body:          io.NopCloser(bytes.NewReader(body)),
+		Body:          io.NopCloser(&parts.body),
 		GetBody:       func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil },
 		ContentLength: int64(len(body)),
 		Host:          u.Host,
 	}).WithContext(context.Background())
-	id, ts := wire.NewMessageID(), time.Now().Unix()
-	h := req.Header
-	h["Content-Type"] = []string{"application/json"}
-	h["Accept"] = []string{"application/json"}
-	h["User-Agent"] = []string{"domainconfirm-verify/1"}
-	h[wire.HeaderID] = []string{id}
-	h[wire.HeaderTimestamp] = []string{strconv.FormatInt(ts, 10)}
-	h[wire.HeaderSignature] = []string{wire.SignKeyed(c.keys, wire.Request, id, ts, body)}
+	h, vals := req.Header, parts.values[:]
+	h["Content-Type"] = vals[0:1:1]
+	h["Accept"] = vals[1:2:2]
+	h["User-Agent"] = vals[2:3:3]
+	h[wire.HeaderID] = vals[3:4:4]
+	h[wire.HeaderTimestamp] = vals[4:5:5]
+	h[wire.HeaderSignature] = vals[5:6:6]
 	return req, nil
 }
 

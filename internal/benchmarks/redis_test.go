@@ -210,7 +210,7 @@ func randomTokenHash() string { return wire.TokenHash(wire.NewChallenge()) }
 var tokenRecord = func() []byte {
 	b := wire.Binding{Audience: apiAudience, Kind: wire.KindAction, Action: "report"}
 	now := time.Now().Unix()
-	return wire.AppendBindingRecord(nil, shopOrigin, &b, "", now, now+60)
+	return wire.AppendRecord(nil, shopOrigin, &b, "", now, now+60)
 }()
 
 // newStoreConfirmer is newConfirmer with the site's token store given.

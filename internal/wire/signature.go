@@ -46,9 +46,11 @@ const (
 )
 
 // Once returns the value of header name in h when it appears exactly once,
-// and "" otherwise: a repeated signing header makes a message unsigned.
+// and "" otherwise: a repeated signing header makes a message unsigned. name
+// must be in canonical form, as the Header constants are (net/http stores
+// received headers under their canonical names).
 func Once(h http.Header, name string) string {
-	if v := h[http.CanonicalHeaderKey(name)]; len(v) == 1 {
+	if v := h[name]; len(v) == 1 {
 		return v[0]
 	}
 	return ""
