@@ -511,32 +511,86 @@ func (s *rewritingStore) Put(ctx context.Context, key string, value []byte, ttl 
 	return s.MemoryStore.Put(ctx, key, s.rewrite(value), ttl)
 }
 
-// A record of the JSON form earlier versions wrote is still confirmed, with
-// what it says; a record that is neither form, or cut, or with a byte more,
+// The site writes binary records into its own MemoryStore and JSON ones
+// into any other store (one other processes may read, some of an earlier
+// version), and confirms either form, with what it says, whatever store it
+// finds it in. A record that is neither form, or cut, or with a byte more,
 // is treated as no token.
 func TestConfirmRecordForms(t *testing.T) {
-	toJSON := func(raw []byte) []byte {
-		origin, bd, subject, issued, expires, ok := wire.DecodeRecord(raw)
-		require.True(t, ok, "the Site wrote a binary record")
-		return wire.AppendBindingRecord(nil, origin, &bd, subject, issued, expires)
+	fields := func(t *testing.T, raw []byte) (string, wire.Binding, string, int64, int64) {
+		if wire.IsBinaryRecord(raw) {
+			origin, bd, subject, issued, expires, ok := wire.DecodeRecord(raw)
+			require.True(t, ok)
+			return origin, bd, subject, issued, expires
+		}
+		origin, bd, subject, issued, expires, ok := wire.DecodeBindingRecord(raw)
+		require.True(t, ok, "a record of neither form: %q", raw)
+		return origin, bd, subject, issued, expires
 	}
-	store := &rewritingStore{MemoryStore: callback.NewMemoryStore(), rewrite: toJSON}
-	f := newFixture(t, &callback.Config{Store: store})
-	token := f.issueForRequest(t, orderRequest, callback.IssueOptions{Subject: "user-17"})
-	resp := f.confirm(t, confirmRequest(token, orderRequest.info()))
-	require.Equal(t, wire.ResultConfirmed, resp.Result)
-	require.Equal(t, "user-17", resp.Subject)
-	require.Equal(t, orderRequest.info().BodySHA256, resp.Binding.BodySHA256)
-	require.Equal(t, t0.Add(callback.DefaultTTL).Unix(), resp.ExpiresAt)
+	toJSON := func(t *testing.T) func([]byte) []byte {
+		return func(raw []byte) []byte {
+			origin, bd, subject, issued, expires := fields(t, raw)
+			return wire.AppendBindingRecord(nil, origin, &bd, subject, issued, expires)
+		}
+	}
+	toBinary := func(t *testing.T) func([]byte) []byte {
+		return func(raw []byte) []byte {
+			origin, bd, subject, issued, expires := fields(t, raw)
+			return wire.AppendRecord(nil, origin, &bd, subject, issued, expires)
+		}
+	}
 
+	t.Run("its own MemoryStore holds binary records", func(t *testing.T) {
+		store := callback.NewMemoryStore()
+		f := newFixture(t, &callback.Config{Store: store})
+		token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
+		raw, ok, err := store.Take(context.Background(), siteOrigin+"#"+wire.TokenHash(token))
+		require.NoError(t, err)
+		require.True(t, ok)
+		require.True(t, wire.IsBinaryRecord(raw), "%q", raw)
+	})
+	t.Run("another store holds JSON records", func(t *testing.T) {
+		var written []byte
+		store := &rewritingStore{MemoryStore: callback.NewMemoryStore(), rewrite: func(raw []byte) []byte {
+			written = append([]byte(nil), raw...)
+			return raw
+		}}
+		f := newFixture(t, &callback.Config{Store: store})
+		f.issueForRequest(t, orderRequest, callback.IssueOptions{})
+		require.False(t, wire.IsBinaryRecord(written), "%q", written)
+		_, _, _, _, _, ok := wire.DecodeBindingRecord(written)
+		require.True(t, ok, "%q", written)
+	})
+
+	for _, form := range []struct {
+		name    string
+		rewrite func(*testing.T) func([]byte) []byte
+	}{{"JSON", toJSON}, {"binary", toBinary}} {
+		t.Run(form.name+" records are confirmed", func(t *testing.T) {
+			store := &rewritingStore{MemoryStore: callback.NewMemoryStore(), rewrite: form.rewrite(t)}
+			f := newFixture(t, &callback.Config{Store: store})
+			token := f.issueForRequest(t, orderRequest, callback.IssueOptions{Subject: "user-17"})
+			resp := f.confirm(t, confirmRequest(token, orderRequest.info()))
+			require.Equal(t, wire.ResultConfirmed, resp.Result)
+			require.Equal(t, "user-17", resp.Subject)
+			require.Equal(t, orderRequest.info().BodySHA256, resp.Binding.BodySHA256)
+			require.Equal(t, t0.Add(callback.DefaultTTL).Unix(), resp.ExpiresAt)
+		})
+	}
+
+	store := &rewritingStore{MemoryStore: callback.NewMemoryStore()}
+	f := newFixture(t, &callback.Config{Store: store})
 	for name, rewrite := range map[string]func([]byte) []byte{
-		"not a record":   func([]byte) []byte { return []byte("not json") },
-		"empty":          func([]byte) []byte { return nil },
-		"cut":            func(raw []byte) []byte { return raw[:len(raw)-1] },
-		"a byte more":    func(raw []byte) []byte { return append(raw, 0) },
-		"JSON, cut":      func(raw []byte) []byte { j := toJSON(raw); return j[:len(j)-1] },
-		"unknown form":   func(raw []byte) []byte { raw[0] = 0x02; return raw },
-		"overlong count": func(raw []byte) []byte { return append(raw[:17:17], append([]byte{0x80, 0x00}, raw[18:]...)...) },
+		"not a record": func([]byte) []byte { return []byte("not json") },
+		"empty":        func([]byte) []byte { return nil },
+		"JSON, cut":    func(raw []byte) []byte { j := toJSON(t)(raw); return j[:len(j)-1] },
+		"binary, cut":  func(raw []byte) []byte { b := toBinary(t)(raw); return b[:len(b)-1] },
+		"a byte more":  func(raw []byte) []byte { return append(toBinary(t)(raw), 0) },
+		"unknown form": func(raw []byte) []byte { b := toBinary(t)(raw); b[0] = 0x02; return b },
+		"overlong count": func(raw []byte) []byte {
+			b := toBinary(t)(raw)
+			return append(b[:17:17], append([]byte{0x80, 0x00}, b[18:]...)...)
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			store.rewrite = rewrite

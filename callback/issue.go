@@ -63,8 +63,8 @@ func (t Token) String() string { return "dct_[redacted]" }
 func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // record is what the Store holds for an issued token: written in
-// wire.AppendRecord's binary form; the JSON form of the json tags is what
-// versions before it wrote, still read while their tokens live.
+// wire.AppendRecord's binary form into a MemoryStore, and in the JSON form
+// of the json tags into any other (see Site.binaryRecords); both are read.
 type record struct {
 	Origin    string       `json:"o"` // the issuing site: a Store may be shared by several
 	Binding   wire.Binding `json:"b"`
@@ -159,7 +159,12 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	}
 	now := s.now()
 	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
-	val := wire.AppendRecord(make([]byte, 0, 192), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
+	var val []byte
+	if s.binaryRecords {
+		val = wire.AppendRecord(make([]byte, 0, 192), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
+	} else {
+		val = wire.AppendBindingRecord(make([]byte, 0, 256), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
+	}
 	// The token carries its MAC under the first secret of this API alone,
 	// so the API can refuse forgeries before it calls back, and no other
 	// API can mint or check it.

@@ -106,12 +106,17 @@ type Site struct {
 	origin string
 	// keys are the APIs and their keys, swapped whole by SetAPIs: read it
 	// once per operation (keySet) and use that snapshot throughout.
-	keys     atomic.Pointer[keySet]
-	store    Store
-	ttl      time.Duration
-	log      *slog.Logger
-	now      func() time.Time
-	observer func(context.Context, Event)
+	keys  atomic.Pointer[keySet]
+	store Store
+	// binaryRecords: records in wire.AppendRecord's form, for a store no
+	// other process reads. A shared store gets the JSON form for now: a
+	// site of an earlier version, during a rolling upgrade or after a
+	// rollback, reads only that (every version since reads both).
+	binaryRecords bool
+	ttl           time.Duration
+	log           *slog.Logger
+	now           func() time.Time
+	observer      func(context.Context, Event)
 	// warnGate bounds the WARN records that anyone can cause by posting to
 	// the confirmation URL.
 	warnGate *loggate.Gate
@@ -159,6 +164,7 @@ func New(cfg Config) (*Site, error) {
 	if s.store == nil {
 		s.store = NewMemoryStore()
 	}
+	_, s.binaryRecords = s.store.(*MemoryStore)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

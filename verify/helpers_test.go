@@ -37,8 +37,8 @@ var sentinels = []error{
 // shiftStore is the site's token store. While shift is set, it stores tokens
 // as if they had been issued that many seconds earlier: how these tests move
 // the site's clock without sleeping, since callback.Site has no clock other
-// packages can set. It relies on the record's form (wire.AppendRecord), and
-// fails loudly if it changes.
+// packages can set. It relies on the record's forms (wire.AppendBindingRecord,
+// wire.AppendRecord), and fails loudly if they change.
 type shiftStore struct {
 	*callback.MemoryStore
 	shift atomic.Int64
@@ -48,11 +48,16 @@ func newShiftStore() *shiftStore { return &shiftStore{MemoryStore: callback.NewM
 
 func (s *shiftStore) Put(ctx context.Context, key string, value []byte, ttl time.Duration) error {
 	if d := s.shift.Load(); d != 0 {
-		origin, bd, subject, issued, expires, ok := wire.DecodeRecord(value)
-		if !ok {
-			return fmt.Errorf("shiftStore: the token record is not in the form wire.DecodeRecord reads any more")
+		// A wrapped store gets the JSON form; the binary one too, in case.
+		decode, encode := wire.DecodeBindingRecord, wire.AppendBindingRecord
+		if wire.IsBinaryRecord(value) {
+			decode, encode = wire.DecodeRecord, wire.AppendRecord
 		}
-		value = wire.AppendRecord(nil, origin, &bd, subject, issued-d, expires-d)
+		origin, bd, subject, issued, expires, ok := decode(value)
+		if !ok {
+			return fmt.Errorf("shiftStore: the token record is in neither form wire reads any more")
+		}
+		value = encode(nil, origin, &bd, subject, issued-d, expires-d)
 	}
 	return s.MemoryStore.Put(ctx, key, value, ttl)
 }

@@ -746,10 +746,14 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 }
 
 // readRequestBody reads a request body of at most maxBody bytes, or one
-// byte more to tell it is longer. A body of announced length is read into a
-// buffer of that length: one allocation, no growing.
+// byte more to tell it is longer. A small body of announced length is read
+// into a buffer of that length: one allocation, no growing. A larger one
+// is read as it comes: the length is the client's word, given before any
+// token is checked, and a buffer of it allocated up front would let
+// connections that announce large bodies and send nothing hold that much
+// memory each.
 func readRequestBody(body io.Reader, length, maxBody int64) ([]byte, error) {
-	if length <= 0 || length > maxBody {
+	if length <= 0 || length > maxBody || length > presizedBody {
 		return io.ReadAll(io.LimitReader(body, maxBody+1))
 	}
 	b := make([]byte, length, length+1) // room to read one byte past it
@@ -772,6 +776,10 @@ func readRequestBody(body io.Reader, length, maxBody int64) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// presizedBody is the largest announced length read into a buffer of its
+// size: no more than net/http's own buffers of a connection.
+const presizedBody = 4 << 10
 
 // readBody is a request body the verifier read, given back to the handler:
 // a bytes.Reader that closes.

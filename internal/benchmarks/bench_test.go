@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -813,6 +814,24 @@ func BenchmarkIssueConfirmParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIssueConfirmGOGC400 and BenchmarkIssueConfirmParallelGOGC400
+// are the pair above with the collector's heap target at 5x the live heap
+// instead of 2x (debug.SetGCPercent(400)). The benchmark's live heap is a
+// few MB, so at the default the collector runs every few thousand
+// confirmations. With one goroutine its work runs on the idle second core
+// and costs the timed loop nothing; with both cores busy it is charged to
+// the loop. The two ratios side by side show how much of the parallel
+// gap is that work.
+func BenchmarkIssueConfirmGOGC400(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	BenchmarkIssueConfirm(b)
+}
+
+func BenchmarkIssueConfirmParallelGOGC400(b *testing.B) {
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
+	BenchmarkIssueConfirmParallel(b)
 }
 
 // BenchmarkIssueForAction is the issue half of BenchmarkIssueConfirm alone.

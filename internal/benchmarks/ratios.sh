@@ -118,8 +118,11 @@ if [[ -n $RAW ]]; then mkdir -p "$RAW"; fi
 for ((i = 1; i <= COUNT; i++)); do
 	log "iteration $i/$COUNT"
 	each '^BenchmarkBareHTTPSRoundTrip$'
+	each '^BenchmarkBareHTTPSRoundTripProtocolHeaders$'
+	each '^BenchmarkProtocolFloor$'
 	each '^BenchmarkVerifyCold$'
 	each '^BenchmarkBareHTTPSRoundTripParallel$'
+	each '^BenchmarkProtocolFloorParallel$'
 	each '^BenchmarkVerifyColdParallel$'
 	each '^BenchmarkVerifyColdBusyReplay$'
 	each '^BenchmarkBareHTTPSRoundTripH2$'
@@ -127,9 +130,12 @@ for ((i = 1; i <= COUNT; i++)); do
 	each '^BenchmarkVerifyColdInMemory$'
 	each '^BenchmarkIssueConfirm$'
 	each '^BenchmarkIssueConfirmParallel$'
+	each '^BenchmarkIssueConfirmGOGC400$'
+	each '^BenchmarkIssueConfirmParallelGOGC400$'
 	if [[ -n $redis ]]; then
 		for g in 1 32; do
 			each "^BenchmarkRedisIssueConfirm\$/^(redis|redis-autopipeline)\$/^goroutines=$g\$"
+			each "^BenchmarkRedisClientSetGetDel\$/^goroutines=$g\$"
 			redisbench "$g"
 		done
 	fi
@@ -196,7 +202,12 @@ END {
 	if (base) { print "| Measure | before | after | target | |"; print "|---|---:|---:|---|---|" }
 	else { print "| Measure | ratio | target | |"; print "|---|---:|---|---|" }
 	pair("VerifyCold / BareHTTPSRoundTrip (ns/op)", "BenchmarkBareHTTPSRoundTrip", "BenchmarkVerifyCold", "≤ 1.25x", 1.25)
+	pair("BareHTTPSRoundTripProtocolHeaders / BareHTTPSRoundTrip (the headers alone)", "BenchmarkBareHTTPSRoundTrip", "BenchmarkBareHTTPSRoundTripProtocolHeaders", "", 0)
+	pair("ProtocolFloor / BareHTTPSRoundTrip (the protocol, done minimally)", "BenchmarkBareHTTPSRoundTrip", "BenchmarkProtocolFloor", "", 0)
+	pair("VerifyCold / ProtocolFloor (what the library adds)", "BenchmarkProtocolFloor", "BenchmarkVerifyCold", "", 0)
 	pair("VerifyColdParallel / BareHTTPSRoundTripParallel", "BenchmarkBareHTTPSRoundTripParallel", "BenchmarkVerifyColdParallel", "≤ 1.25x", 1.25)
+	pair("ProtocolFloorParallel / BareHTTPSRoundTripParallel", "BenchmarkBareHTTPSRoundTripParallel", "BenchmarkProtocolFloorParallel", "", 0)
+	pair("VerifyColdParallel / ProtocolFloorParallel", "BenchmarkProtocolFloorParallel", "BenchmarkVerifyColdParallel", "", 0)
 	pair("VerifyColdBusyReplay (1M replay marks) / BareHTTPSRoundTripParallel", "BenchmarkBareHTTPSRoundTripParallel", "BenchmarkVerifyColdBusyReplay", "", 0)
 	pair("VerifyColdH2 / BareHTTPSRoundTrip (HTTP/1.1)", "BenchmarkBareHTTPSRoundTrip", "BenchmarkVerifyColdH2", "≤ 1.25x", 1.25)
 	pair("VerifyColdH2 / BareHTTPSRoundTripH2", "BenchmarkBareHTTPSRoundTripH2", "BenchmarkVerifyColdH2", "", 0)
@@ -210,6 +221,9 @@ END {
 	o = ratio("old", "BenchmarkIssueConfirmParallel", "BenchmarkIssueConfirm")
 	n = ratio("new", "BenchmarkIssueConfirmParallel", "BenchmarkIssueConfirm")
 	row("IssueConfirmParallel / IssueConfirm (rate)", o, n, "%.2fx", "≥ 1.6x", ">=", 1.6)
+	o = ratio("old", "BenchmarkIssueConfirmParallelGOGC400", "BenchmarkIssueConfirmGOGC400")
+	n = ratio("new", "BenchmarkIssueConfirmParallelGOGC400", "BenchmarkIssueConfirmGOGC400")
+	row("the same at GOGC=400 (less collector work)", o, n, "%.2fx", "", "", 0)
 	b = "BenchmarkMemoryStoreRetained"
 	row("MemoryStoreRetained (B/token, 1M tokens, 1 run)", absolute("old", b, "B/token"), absolute("new", b, "B/token"), "%.0f", "≤ 300 B", "<=", 300)
 	if (redis) {
@@ -221,6 +235,11 @@ END {
 				row("RedisIssueConfirm " kinds[k] " g=" g " (ops/s)", absolute("old", r, "ops/s"), absolute("new", r, "ops/s"), "%.0f", "", "", 0)
 				row("RedisIssueConfirm " kinds[k] " g=" g " / ceiling", redispct("old", kinds[k], g), redispct("new", kinds[k], g), "%.0f%%", "≥ 70%", ">=", 70)
 			}
+			r = "BenchmarkRedisClientSetGetDel/goroutines=" g
+			c = ceiling(g)
+			o = c == "" || !has("old", r, "ops/s") ? "" : 100 * get("old", r, "ops/s") / c
+			n = c == "" || !has("new", r, "ops/s") ? "" : 100 * get("new", r, "ops/s") / c
+			row("go-redis alone, SET + GETDEL g=" g " / ceiling (no protocol work)", o, n, "%.0f%%", "", "", 0)
 		}
 	}
 
