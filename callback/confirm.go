@@ -133,15 +133,17 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.observe(r.Context(), Event{Kind: wire.TypeConfirm, Audience: req.Audience, Result: result, Reason: reason})
 }
 
-// readMessage reads a request body of at most wire.MaxMessageBytes: into a
-// buffer of its announced length when it has one (one allocation, no
-// growing), else as it comes.
+// readMessage reads a request body of at most wire.MaxMessageBytes: one of
+// a small announced length into a pooled buffer of that length, any other
+// as it comes (never a buffer of a length announced before the bytes
+// arrive: anyone can post here).
 func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes)
-	if n := r.ContentLength; n > 0 && n <= wire.MaxMessageBytes {
+	if n := r.ContentLength; n > 0 && n <= pooledBufferSize {
 		// The length is the client's word: read exactly it, then make sure
 		// nothing follows (net/http already refuses a body that is
-		// shorter or longer than its Content-Length).
+		// shorter or longer than its Content-Length). Within the cap: no
+		// MaxBytesReader needed.
+		body := r.Body
 		b := getBuffer(int(n))
 		if _, err := io.ReadFull(body, b); err != nil {
 			putBuffer(b)
@@ -162,7 +164,13 @@ func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return io.ReadAll(body)
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes))
+	if err == nil && r.ContentLength > 0 && int64(len(b)) != r.ContentLength {
+		// net/http enforces the length itself; a Handler called otherwise
+		// gets the same refusal as above.
+		err = errors.New("body length differs from its Content-Length")
+	}
+	return b, err
 }
 
 // buffers recycles the byte slices of confirmation requests and answers

@@ -34,3 +34,6 @@ func ReplayStoreLen(s *MemoryReplayStore) int {
 
 // ReadRequestBody is readRequestBody, for tests.
 var ReadRequestBody = readRequestBody
+
+// PlainTarget is plainTarget, for tests.
+var PlainTarget = plainTarget

@@ -697,8 +697,13 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 	// Bind the request target as received, in net/url's encoding (what a
 	// Go client writes for req.URL, PROTOCOL.md §3.4), for origin- and
 	// absolute-form alike; not r.URL, which http.StripPrefix rewrites.
-	path := r.URL.RequestURI()
-	if r.RequestURI != "" {
+	var path string
+	switch {
+	case r.RequestURI == "":
+		path = r.URL.RequestURI()
+	case plainTarget(r.RequestURI):
+		path = r.RequestURI // net/url would spell it the same: no parsing
+	default:
 		u, err := url.ParseRequestURI(r.RequestURI)
 		if err != nil {
 			return wire.RequestInfo{}, newError(ErrMalformed, "malformed-request", origin, "the request target does not parse", nil)
@@ -786,3 +791,33 @@ const presizedBody = 4 << 10
 type readBody struct{ bytes.Reader }
 
 func (*readBody) Close() error { return nil }
+
+// plainTarget reports whether target is an origin-form request target that
+// net/url parses and spells again byte for byte (PROTOCOL.md §3.4): a path
+// of only A-Z a-z 0-9 - . _ ~ $ & + , / : ; = @ (no escapes to re-encode)
+// and a query of printable ASCII other than '#'. Every other target takes
+// the parse and the comparison.
+func plainTarget(target string) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	i := 0
+	for ; i < len(target) && target[i] != '?'; i++ {
+		if !plainPathByte[target[i]] {
+			return false
+		}
+	}
+	for ; i < len(target); i++ {
+		if c := target[i]; c < 0x21 || c > 0x7e || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+var plainPathByte = func() (t [256]bool) {
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~$&+,/:;=@" {
+		t[c] = true
+	}
+	return t
+}()
