@@ -86,7 +86,8 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// Consume first, decide after: a token gets exactly one confirmation
 	// attempt, whatever its answer.
-	raw, ok, err := s.store.Take(r.Context(), s.storeKey(req.TokenSHA256))
+	var rec record
+	ok, readable, err := s.takeRecord(r.Context(), req.TokenSHA256, &rec)
 	if err != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: token store failed",
 			slog.String("audience", req.Audience), slog.String("error", err.Error()))
@@ -99,11 +100,10 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// it: an answer that reached the log or the Observer would move the
 	// record it points to onto the heap.
 	result, reason := wire.ResultRejected, ""
-	var rec record
 	switch {
 	case !ok:
 		reason = wire.ReasonUnknownToken
-	case !rec.decode(raw):
+	case !readable:
 		s.log.LogAttrs(r.Context(), slog.LevelError, "domainconfirm: unreadable token record in store")
 		reason = wire.ReasonUnknownToken
 	case req.Origin != s.origin || rec.Origin != s.origin:

@@ -64,7 +64,7 @@ func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 // record is what the Store holds for an issued token: written in
 // wire.AppendRecord's binary form into a MemoryStore, and in the JSON form
-// of the json tags into any other (see Site.binaryRecords); both are read.
+// of the json tags into any other (see Site.memStore); both are read.
 type record struct {
 	Origin    string       `json:"o"` // the issuing site: a Store may be shared by several
 	Binding   wire.Binding `json:"b"`
@@ -158,13 +158,7 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 		return Token{}, fmt.Errorf("%w: %w %s", ErrIssue, ErrUnknownAudience, b.Audience)
 	}
 	now := s.now()
-	rec := record{Origin: s.origin, Binding: b, Subject: opt.Subject, IssuedAt: now.Unix(), ExpiresAt: now.Add(ttl).Unix()}
-	var val []byte
-	if s.binaryRecords {
-		val = wire.AppendRecord(make([]byte, 0, 192), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
-	} else {
-		val = wire.AppendBindingRecord(make([]byte, 0, 256), rec.Origin, &rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt)
-	}
+	issued, expires := now.Unix(), now.Add(ttl).Unix()
 	// The token carries its MAC under the first secret of this API alone,
 	// so the API can refuse forgeries before it calls back, and no other
 	// API can mint or check it.
@@ -172,10 +166,48 @@ func (s *Site) issue(ctx context.Context, b wire.Binding, opt IssueOptions) (Tok
 	if err != nil {
 		return Token{}, fmt.Errorf("%w: %w", ErrIssue, err)
 	}
-	if err := s.store.Put(ctx, s.storeKey(wire.TokenHash(t)), val, ttl); err != nil {
-		return Token{}, fmt.Errorf("%w: token store: %w", ErrIssue, err)
+	if ms := s.memStore; ms != nil {
+		// The binary form, built on the stack (the store keeps its own
+		// copy), under the token's SHA-256 itself, not its key spelled
+		// out.
+		var buf [192]byte
+		sum := wire.TokenSum(t)
+		ms.putSum(s.origin, &sum, wire.AppendRecord(buf[:0], s.origin, &b, opt.Subject, issued, expires), ttl)
+	} else {
+		val := wire.AppendBindingRecord(make([]byte, 0, 256), s.origin, &b, opt.Subject, issued, expires)
+		if err := s.store.Put(ctx, s.storeKey(wire.TokenHash(t)), val, ttl); err != nil {
+			return Token{}, fmt.Errorf("%w: token store: %w", ErrIssue, err)
+		}
 	}
-	return Token{value: t, origin: s.origin, expiresAt: time.Unix(rec.ExpiresAt, 0)}, nil
+	return Token{value: t, origin: s.origin, expiresAt: time.Unix(expires, 0)}, nil
+}
+
+// takeRecord takes the record of the token whose hash is tokenSHA256 (64
+// lower-case hex digits, checked) out of the store and decodes it into rec:
+// found is false when there was none, readable false when it could not be
+// read.
+func (s *Site) takeRecord(ctx context.Context, tokenSHA256 string, rec *record) (found, readable bool, err error) {
+	if ms := s.memStore; ms != nil {
+		// The site's own store: the record it holds, read in place.
+		sum, ok := wire.ParseHexSHA256(tokenSHA256)
+		if !ok {
+			return false, false, nil
+		}
+		data, ok := ms.takeSum(s.origin, &sum)
+		if !ok {
+			return false, false, nil
+		}
+		rec.Origin, rec.Binding, rec.Subject, rec.IssuedAt, rec.ExpiresAt, ok = wire.DecodeRecordString(data)
+		if ok {
+			return true, true, nil
+		}
+		return true, rec.decode([]byte(data)), nil // another form, or none
+	}
+	raw, ok, err := s.store.Take(ctx, s.storeKey(tokenSHA256))
+	if err != nil || !ok {
+		return false, false, err
+	}
+	return true, rec.decode(raw), nil
 }
 
 // storeKey namespaces a token hash by the issuing origin, so sites sharing

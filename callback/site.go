@@ -108,15 +108,16 @@ type Site struct {
 	// once per operation (keySet) and use that snapshot throughout.
 	keys  atomic.Pointer[keySet]
 	store Store
-	// binaryRecords: records in wire.AppendRecord's form, for a store no
-	// other process reads. A shared store gets the JSON form for now: a
-	// site of an earlier version, during a rolling upgrade or after a
-	// rollback, reads only that (every version since reads both).
-	binaryRecords bool
-	ttl           time.Duration
-	log           *slog.Logger
-	now           func() time.Time
-	observer      func(context.Context, Event)
+	// memStore is store when it is a MemoryStore, which no other process
+	// reads: it gets records in wire.AppendRecord's binary form, written
+	// and read without copies. Any other store gets the JSON form for
+	// now: a site of an earlier version, during a rolling upgrade or after
+	// a rollback, reads only that (every version since reads both).
+	memStore *MemoryStore
+	ttl      time.Duration
+	log      *slog.Logger
+	now      func() time.Time
+	observer func(context.Context, Event)
 	// warnGate bounds the WARN records that anyone can cause by posting to
 	// the confirmation URL.
 	warnGate *loggate.Gate
@@ -164,7 +165,7 @@ func New(cfg Config) (*Site, error) {
 	if s.store == nil {
 		s.store = NewMemoryStore()
 	}
-	_, s.binaryRecords = s.store.(*MemoryStore)
+	s.memStore, _ = s.store.(*MemoryStore)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -3,6 +3,7 @@ package callback
 import (
 	"context"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"hash/maphash"
 	"math"
@@ -152,9 +153,6 @@ func newMemEntry(value []byte, expires int64) memEntry {
 	return memEntry{expires: expires, data: string(value)}
 }
 
-// value returns a copy of the value for the caller to own.
-func (e memEntry) value() []byte { return []byte(e.data) }
-
 // NewMemoryStore returns an empty MemoryStore.
 func NewMemoryStore() *MemoryStore {
 	m := &MemoryStore{epoch: time.Now(), seed: maphash.MakeSeed()}
@@ -168,23 +166,9 @@ func (m *MemoryStore) Put(_ context.Context, key string, value []byte, ttl time.
 		return errors.New("callback: MemoryStore.Put: ttl must be positive")
 	}
 	now := m.now()
-	expires := now + int64(ttl)
-	if expires < now { // overflowed: never expires
-		expires = math.MaxInt64
-	}
-	e := newMemEntry(value, expires)
-	origin, sum, hashed := splitKey(key)
-	if hashed {
-		if id, ok := m.internOrigin(origin); ok {
-			sh := m.sumShard(&sum)
-			sh.mu.Lock()
-			if len(sh.sums) <= int(id) {
-				sh.sums = append(sh.sums, make([]memTable[[32]byte], int(id)+1-len(sh.sums))...)
-			}
-			sh.sums[id].put(sum, e, now)
-			sh.mu.Unlock()
-			return nil
-		}
+	e := newMemEntry(value, expiry(now, ttl))
+	if origin, sum, hashed := splitKey(key); hashed && m.putInterned(origin, &sum, e, now) {
+		return nil
 	}
 	sh := m.stringShard(key)
 	sh.mu.Lock()
@@ -193,8 +177,80 @@ func (m *MemoryStore) Put(_ context.Context, key string, value []byte, ttl time.
 	return nil
 }
 
+// expiry is when a value put at now for ttl expires.
+func expiry(now int64, ttl time.Duration) int64 {
+	expires := now + int64(ttl)
+	if expires < now { // overflowed: never expires
+		expires = math.MaxInt64
+	}
+	return expires
+}
+
+// putInterned stores e under origin's id and sum; false (nothing stored)
+// if origin could not be interned.
+func (m *MemoryStore) putInterned(origin string, sum *[32]byte, e memEntry, now int64) bool {
+	id, ok := m.internOrigin(origin)
+	if !ok {
+		return false
+	}
+	sh := m.sumShard(sum)
+	sh.mu.Lock()
+	if len(sh.sums) <= int(id) {
+		sh.sums = append(sh.sums, make([]memTable[[32]byte], int(id)+1-len(sh.sums))...)
+	}
+	sh.sums[id].put(*sum, e, now)
+	sh.mu.Unlock()
+	return true
+}
+
+// putSum is Put of the key origin + "#" + the hex of sum, without the key
+// spelled out: the Site's own path. ttl must be positive.
+func (m *MemoryStore) putSum(origin string, sum *[32]byte, value []byte, ttl time.Duration) {
+	now := m.now()
+	e := newMemEntry(value, expiry(now, ttl))
+	if !m.putInterned(origin, sum, e, now) {
+		key := origin + "#" + hex.EncodeToString(sum[:])
+		sh := m.stringShard(key)
+		sh.mu.Lock()
+		sh.other.put(key, e, now)
+		sh.mu.Unlock()
+	}
+}
+
+// takeSum is take of the key origin + "#" + the hex of sum, without the
+// key spelled out.
+func (m *MemoryStore) takeSum(origin string, sum *[32]byte) (string, bool) {
+	id, ok := m.origins.Load().lookup(origin)
+	if !ok {
+		return m.take(origin + "#" + hex.EncodeToString(sum[:]))
+	}
+	var e memEntry
+	sh := m.sumShard(sum)
+	sh.mu.Lock()
+	if int(id) < len(sh.sums) {
+		e, ok = sh.sums[id].take(*sum)
+	} else {
+		ok = false
+	}
+	sh.mu.Unlock()
+	if !ok || m.now() >= e.expires {
+		return "", false
+	}
+	return e.data, true
+}
+
 // Take implements Store.
 func (m *MemoryStore) Take(_ context.Context, key string) ([]byte, bool, error) {
+	data, ok := m.take(key)
+	if !ok {
+		return nil, false, nil
+	}
+	return []byte(data), true, nil // a copy for the caller to own
+}
+
+// take is Take without the copy: the Site's own path, which only reads the
+// value.
+func (m *MemoryStore) take(key string) (string, bool) {
 	var (
 		e  memEntry
 		ok bool
@@ -218,9 +274,9 @@ func (m *MemoryStore) Take(_ context.Context, key string) ([]byte, bool, error) 
 		sh.mu.Unlock()
 	}
 	if !ok || m.now() >= e.expires {
-		return nil, false, nil
+		return "", false
 	}
-	return e.value(), true, nil
+	return e.data, true
 }
 
 // now is the time on the store's clock: nanoseconds since m.epoch.

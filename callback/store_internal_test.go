@@ -97,3 +97,39 @@ func TestSplitKey(t *testing.T) {
 func TestMemShardSize(t *testing.T) {
 	require.Equal(t, uintptr(64), unsafe.Sizeof(memShard{}))
 }
+
+// The Site's own paths, putSum and takeSum, and Put and Take of the key
+// spelled out reach the same values: interned origins, and origins past
+// the interning limit (kept under the spelled-out key).
+func TestMemoryStoreSumPaths(t *testing.T) {
+	ctx := context.Background()
+	m := NewMemoryStore()
+	for i := range memMaxOrigins + 3 {
+		origin := fmt.Sprintf("https://site%d.example", i)
+		for j := range 2 {
+			sum := wire.TokenSum(fmt.Sprint(i, "-", j))
+			key := origin + "#" + hex.EncodeToString(sum[:])
+			value := fmt.Sprint("value ", i, " ", j)
+			if j == 0 {
+				m.putSum(origin, &sum, []byte(value), time.Minute)
+				got, ok, err := m.Take(ctx, key)
+				require.NoError(t, err)
+				require.True(t, ok, "origin %d: putSum, then Take", i)
+				require.Equal(t, value, string(got))
+			} else {
+				require.NoError(t, m.Put(ctx, key, []byte(value), time.Minute))
+				got, ok := m.takeSum(origin, &sum)
+				require.True(t, ok, "origin %d: Put, then takeSum", i)
+				require.Equal(t, value, got)
+			}
+			_, ok := m.takeSum(origin, &sum)
+			require.False(t, ok, "origin %d: taken twice", i)
+		}
+	}
+	// Expired: never returned.
+	sum := wire.TokenSum("expired")
+	m.putSum("https://site0.example", &sum, []byte("x"), time.Nanosecond)
+	time.Sleep(time.Millisecond)
+	_, ok := m.takeSum("https://site0.example", &sum)
+	require.False(t, ok)
+}

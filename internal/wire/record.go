@@ -40,29 +40,65 @@ func IsBinaryRecord(raw []byte) bool { return len(raw) > 0 && raw[0] == recordFo
 // anything else: another form, a truncated or overlong record, a length
 // not in its shortest form, trailing bytes. The strings share one copy of raw.
 func DecodeRecord(raw []byte) (origin string, bd Binding, subject string, issued, expires int64, ok bool) {
-	const head = 1 + 8 + 8
-	if len(raw) < head+recordStrings || raw[0] != recordForm {
+	if !IsBinaryRecord(raw) {
 		return "", Binding{}, "", 0, 0, false
 	}
-	issued = int64(binary.BigEndian.Uint64(raw[1:]))
-	expires = int64(binary.BigEndian.Uint64(raw[9:]))
-	src := string(raw) // the one copy: raw may be a buffer the caller reuses
+	// The one copy: raw may be a buffer the caller reuses.
+	return DecodeRecordString(string(raw))
+}
+
+// DecodeRecordString is DecodeRecord of a record held as a string: the
+// strings it returns are parts of src, not copies.
+func DecodeRecordString(src string) (origin string, bd Binding, subject string, issued, expires int64, ok bool) {
+	const head = 1 + 8 + 8
+	if len(src) < head+recordStrings || src[0] != recordForm {
+		return "", Binding{}, "", 0, 0, false
+	}
+	issued = int64(bigEndianUint64(src[1:]))
+	expires = int64(bigEndianUint64(src[9:]))
 	var strs [recordStrings]string
 	i := head
 	for k := range strs {
-		n, w := binary.Uvarint(raw[i:])
+		n, w := uvarint(src[i:])
 		// Only the shortest form of each length: one record, one
 		// spelling.
-		if w <= 0 || w > 1 && raw[i+w-1] == 0 || n > uint64(len(raw)-i-w) {
+		if w <= 0 || w > 1 && src[i+w-1] == 0 || n > uint64(len(src)-i-w) {
 			return "", Binding{}, "", 0, 0, false
 		}
 		i += w
 		strs[k] = src[i : i+int(n)]
 		i += int(n)
 	}
-	if i != len(raw) {
+	if i != len(src) {
 		return "", Binding{}, "", 0, 0, false
 	}
 	bd = Binding{Audience: strs[1], Kind: strs[2], Method: strs[3], Path: strs[4], BodySHA256: strs[5], Action: strs[6]}
 	return strs[0], bd, strs[7], issued, expires, true
+}
+
+func bigEndianUint64(s string) uint64 {
+	_ = s[7] // one bounds check
+	return uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
+		uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
+}
+
+// uvarint is binary.Uvarint of a string, step for step.
+func uvarint(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s); i++ {
+		if i == binary.MaxVarintLen64 {
+			return 0, -(i + 1) // overflow
+		}
+		b := s[i]
+		if b < 0x80 {
+			if i == binary.MaxVarintLen64-1 && b > 1 {
+				return 0, -(i + 1) // overflow
+			}
+			return x | uint64(b)<<shift, i + 1
+		}
+		x |= uint64(b&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
 }

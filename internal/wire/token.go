@@ -415,16 +415,19 @@ func (p *ParsedToken) CheckTime(now time.Time, leeway time.Duration) error {
 // are keyed by it and the confirmation request carries it, so neither a store
 // dump nor a logged confirmation request holds a usable token.
 func TokenHash(t string) string {
-	var buf [len(TokenPrefix) + MaxTokenChars]byte // a token fits: no heap copy
-	var sum [sha256.Size]byte
-	if len(t) <= len(buf) {
-		sum = sha256.Sum256(buf[:copy(buf[:], t)])
-	} else {
-		sum = sha256.Sum256([]byte(t))
-	}
+	sum := TokenSum(t)
 	var out [2 * sha256.Size]byte
 	hex.Encode(out[:], sum[:])
 	return string(out[:])
+}
+
+// TokenSum is the SHA-256 TokenHash spells in hex.
+func TokenSum(t string) [sha256.Size]byte {
+	var buf [len(TokenPrefix) + MaxTokenChars]byte // a token fits: no heap copy
+	if len(t) <= len(buf) {
+		return sha256.Sum256(buf[:copy(buf[:], t)])
+	}
+	return sha256.Sum256([]byte(t))
 }
 
 // EmptyBodySHA256 is the body digest of a request without a body.
