@@ -167,7 +167,8 @@ func readMessage(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, wire.MaxMessageBytes))
 	if err == nil && r.ContentLength > 0 && int64(len(b)) != r.ContentLength {
 		// net/http enforces the length itself; a Handler called otherwise
-		// gets the same refusal as above.
+		// with a positive Content-Length gets the same refusal as above (0
+		// with a body means unknown, as for an http.Client request).
 		err = errors.New("body length differs from its Content-Length")
 	}
 	return b, err
