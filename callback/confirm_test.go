@@ -304,13 +304,8 @@ func TestConfirmHTTPErrors(t *testing.T) {
 		token := f.issueForRequest(t, orderRequest, callback.IssueOptions{})
 		cr := confirmRequest(token, orderRequest.info())
 		body := marshal(t, cr)
-		req := httptest.NewRequest(http.MethodPost, callback.DefaultPath, bytes.NewReader(body))
+		req, id := f.request(t, body, signing{keys: f.keys})
 		req.Header.Set("Content-Type", "Application/JSON; charset=utf-8")
-		id := wire.NewMessageID()
-		ts := f.clock.Now().Unix()
-		req.Header.Set(wire.HeaderID, id)
-		req.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(wire.HeaderSignature, wire.Sign(f.keys, wire.Request, id, ts, body))
 		w := httptest.NewRecorder()
 		f.site.ServeHTTP(w, req)
 		require.Equal(t, wire.ResultConfirmed, f.answer(t, w, id, cr.Challenge).Result)
@@ -616,13 +611,7 @@ func TestConfirmOneWinner(t *testing.T) {
 	for i := range attempts {
 		cr := confirmRequest(token, orderRequest.info())
 		body := marshal(t, cr)
-		id := wire.NewMessageID()
-		ts := f.clock.Now().Unix()
-		req := httptest.NewRequest(http.MethodPost, callback.DefaultPath, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(wire.HeaderID, id)
-		req.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(wire.HeaderSignature, wire.Sign(f.keys, wire.Request, id, ts, body))
+		req, id := f.request(t, body, signing{keys: f.keys})
 		attempts[i] = attempt{req: req, id: id, challenge: cr.Challenge, w: httptest.NewRecorder()}
 	}
 

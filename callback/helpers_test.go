@@ -163,6 +163,15 @@ type signing struct {
 // returns the recorded response and the message id used.
 func (f *fixture) post(t testing.TB, body []byte, s signing) (*httptest.ResponseRecorder, string) {
 	t.Helper()
+	req, id := f.request(t, body, s)
+	w := httptest.NewRecorder()
+	f.site.ServeHTTP(w, req)
+	return w, id
+}
+
+// request is the confirmation request post sends, and its message id.
+func (f *fixture) request(t testing.TB, body []byte, s signing) (*http.Request, string) {
+	t.Helper()
 	req := httptest.NewRequest(http.MethodPost, callback.DefaultPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	id := s.id
@@ -184,9 +193,7 @@ func (f *fixture) post(t testing.TB, body []byte, s signing) (*httptest.Response
 	if s.keys != nil {
 		req.Header.Set(wire.HeaderSignature, wire.Sign(s.keys, dir, id, ts, body))
 	}
-	w := httptest.NewRecorder()
-	f.site.ServeHTTP(w, req)
-	return w, id
+	return req, id
 }
 
 // confirm sends cr signed with the keys of the API that cr names as its

@@ -176,13 +176,7 @@ func TestRetainingStoreConcurrent(t *testing.T) {
 		token := f.issueForRequest(t, orderRequest, callback.IssueOptions{Subject: subject})
 		cr := confirmRequest(token, orderRequest.info())
 		body := marshal(t, cr)
-		id := wire.NewMessageID()
-		ts := f.clock.Now().Unix()
-		req := httptest.NewRequest(http.MethodPost, callback.DefaultPath, bytes.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(wire.HeaderID, id)
-		req.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-		req.Header.Set(wire.HeaderSignature, wire.Sign(f.keys, wire.Request, id, ts, body))
+		req, id := f.request(t, body, signing{keys: f.keys})
 		attempts[i] = attempt{subject: subject, id: id, challenge: cr.Challenge, req: req, w: httptest.NewRecorder()}
 	}
 	// Keep what Take hands out, to scribble over it afterwards.
@@ -237,13 +231,7 @@ func TestMessageLengths(t *testing.T) {
 				body := marshal(t, cr)
 				require.LessOrEqual(t, len(body), size)
 				body = append(body, bytes.Repeat([]byte{' '}, size-len(body))...)
-				id := wire.NewMessageID()
-				ts := f.clock.Now().Unix()
-				req := httptest.NewRequest(http.MethodPost, callback.DefaultPath, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set(wire.HeaderID, id)
-				req.Header.Set(wire.HeaderTimestamp, strconv.FormatInt(ts, 10))
-				req.Header.Set(wire.HeaderSignature, wire.Sign(f.keys, wire.Request, id, ts, body))
+				req, id := f.request(t, body, signing{keys: f.keys})
 				if delta == 1<<40 {
 					req.ContentLength = -1
 					req.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body)))

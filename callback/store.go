@@ -18,7 +18,10 @@ import (
 // Store holds issued tokens until they are confirmed or expire. Keys are the
 // site's origin, "#" and the hex SHA-256 of a token, never the token itself;
 // values are opaque bytes the Site writes and reads back. Sites may share
-// one Store.
+// one Store, also Sites of different versions of this package during a
+// rolling upgrade: a Site writes into a Store other than its own
+// MemoryStore only the form of record every version reads, and reads the
+// forms earlier versions wrote.
 //
 // Take must be atomic: of any number of concurrent Takes of one key, exactly
 // one may return the value. That is what makes a token one-time.

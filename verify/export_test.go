@@ -34,6 +34,3 @@ func ReplayStoreLen(s *MemoryReplayStore) int {
 
 // ReadRequestBody is readRequestBody, for tests.
 var ReadRequestBody = readRequestBody
-
-// PlainTarget is plainTarget, for tests.
-var PlainTarget = plainTarget

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/domainconfirm/domainconfirm/internal/wire"
 	"github.com/domainconfirm/domainconfirm/verify"
 )
 
@@ -60,14 +61,14 @@ func TestPlainTargetThroughServer(t *testing.T) {
 		// What net/http itself does with the target.
 		hr, err := http.ReadRequest(bufio.NewReader(strings.NewReader("GET " + target + " HTTP/1.1\r\nHost: api.example\r\n\r\n")))
 		if err != nil {
-			assert.False(t, verify.PlainTarget(target), "%q: plain, but net/http refuses it", target)
+			assert.False(t, wire.IsPlainTarget(target), "%q: plain, but net/http refuses it", target)
 			continue
 		}
 		require.Equal(t, target, hr.RequestURI)
 		// A token bound to the target as a Go client sends it.
 		u, err := url.ParseRequestURI(target)
 		if err != nil || !strings.HasPrefix(target, "/") {
-			assert.False(t, verify.PlainTarget(target), target)
+			assert.False(t, wire.IsPlainTarget(target), target)
 			continue
 		}
 		header := f.bound(t, http.MethodGet, apiOrigin+u.RequestURI(), "", "")
@@ -75,11 +76,11 @@ func TestPlainTargetThroughServer(t *testing.T) {
 		// A '#' in the query: net/url.ParseRequestURI keeps it, but a
 		// client's URL drops it as a fragment, so no site can bind it.
 		canonical := u.RequestURI() == target && !strings.Contains(target, "#")
-		if verify.PlainTarget(target) {
+		if wire.IsPlainTarget(target) {
 			assert.True(t, canonical, "%q: plain, but net/url spells it %q", target, u.RequestURI())
 		}
 		if canonical {
-			assert.Equal(t, http.StatusOK, status, "%q: canonical (plain %v), refused", target, verify.PlainTarget(target))
+			assert.Equal(t, http.StatusOK, status, "%q: canonical (plain %v), refused", target, wire.IsPlainTarget(target))
 		} else {
 			assert.Equal(t, http.StatusUnauthorized, status, "%q: not canonical (%q), accepted", target, u.RequestURI())
 			assert.Equal(t, `DomainConfirm error="malformed-request"`, auth, target)

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
-	"github.com/domainconfirm/domainconfirm/verify"
 )
 
 // samePathAfterParse is the verifier's general path: a target is bound
@@ -20,7 +19,7 @@ func samePathAfterParse(target string) bool {
 // parse would have bound, spelled the same.
 func checkPlainTarget(t *testing.T, target string) {
 	t.Helper()
-	if verify.PlainTarget(target) && !samePathAfterParse(target) {
+	if wire.IsPlainTarget(target) && !samePathAfterParse(target) {
 		u, err := url.ParseRequestURI(target)
 		t.Fatalf("plainTarget(%q) = true, but net/url gives %v, %v", target, u, err)
 	}
@@ -48,7 +47,7 @@ func TestPlainTarget(t *testing.T) {
 		{"//api.example/v1", true},
 		{"/a?b?c", true},
 	} {
-		if got := verify.PlainTarget(tt.target); got != tt.plain {
+		if got := wire.IsPlainTarget(tt.target); got != tt.plain {
 			t.Errorf("plainTarget(%q) = %v, want %v", tt.target, got, tt.plain)
 		}
 		checkPlainTarget(t, tt.target)

@@ -282,9 +282,6 @@ func New(cfg Config) (*Verifier, error) {
 	if cfg.Client != nil && (cfg.WrapTransport != nil || cfg.CallbackProxy != nil) {
 		return nil, fmt.Errorf("%w: WrapTransport and CallbackProxy apply to the default client; with Client, set them up on your own", ErrConfig)
 	}
-	if cfg.Client != nil && cfg.WrapTransport != nil {
-		return nil, fmt.Errorf("%w: WrapTransport wraps the default client's transport; with Client, wrap your own", ErrConfig)
-	}
 	if cfg.Client != nil {
 		c := *cfg.Client // never follow redirects, even with the caller's client
 		c.CheckRedirect = noRedirect
@@ -701,7 +698,7 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 	switch {
 	case r.RequestURI == "":
 		path = r.URL.RequestURI()
-	case plainTarget(r.RequestURI):
+	case wire.IsPlainTarget(r.RequestURI):
 		path = r.RequestURI // net/url would spell it the same: no parsing
 	default:
 		u, err := url.ParseRequestURI(r.RequestURI)
@@ -736,9 +733,9 @@ func (v *Verifier) requestInfo(r *http.Request, origin string, maxBody int64) (w
 		if int64(len(body)) > maxBody {
 			return ri, newError(ErrBodyTooLarge, "body-too-large", origin, fmt.Sprintf("the body is over %d bytes", maxBody), nil)
 		}
-		rb := &readBody{}
-		rb.Reset(body)
-		r.Body = rb
+		// io.NopCloser of a *bytes.Reader: a handler that sends the body on
+		// (a proxy) keeps net/http's single write of headers and body.
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		ri.BodySHA256 = wire.BodySHA256(body)
 	}
 	if ri.Method == "" {
@@ -785,39 +782,3 @@ func readRequestBody(body io.Reader, length, maxBody int64) ([]byte, error) {
 // presizedBody is the largest announced length read into a buffer of its
 // size: no more than net/http's own buffers of a connection.
 const presizedBody = 4 << 10
-
-// readBody is a request body the verifier read, given back to the handler:
-// a bytes.Reader that closes.
-type readBody struct{ bytes.Reader }
-
-func (*readBody) Close() error { return nil }
-
-// plainTarget reports whether target is an origin-form request target that
-// net/url parses and spells again byte for byte (PROTOCOL.md §3.4): a path
-// of only A-Z a-z 0-9 - . _ ~ $ & + , / : ; = @ (no escapes to re-encode)
-// and a query of printable ASCII other than '#'. Every other target takes
-// the parse and the comparison.
-func plainTarget(target string) bool {
-	if target == "" || target[0] != '/' {
-		return false
-	}
-	i := 0
-	for ; i < len(target) && target[i] != '?'; i++ {
-		if !plainPathByte[target[i]] {
-			return false
-		}
-	}
-	for ; i < len(target); i++ {
-		if c := target[i]; c < 0x21 || c > 0x7e || c == '#' {
-			return false
-		}
-	}
-	return true
-}
-
-var plainPathByte = func() (t [256]bool) {
-	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~$&+,/:;=@" {
-		t[c] = true
-	}
-	return t
-}()

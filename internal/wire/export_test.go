@@ -20,6 +20,3 @@ func SplitHostPort(origin string) (host, port string) {
 	}
 	return strings.Trim(hp, "[]"), "443"
 }
-
-// Uvarint is uvarint, for tests.
-var Uvarint = uvarint

@@ -261,12 +261,24 @@ func CheckPath(p string) error {
 	if len(p) == 0 || p[0] != '/' || len(p) > MaxPathLen {
 		return fmt.Errorf("%w: path must start with / and be at most %d bytes", ErrMessage, MaxPathLen)
 	}
-	for i := 0; i < len(p); i++ {
-		if p[i] <= ' ' || p[i] >= 0x7f || p[i] == '#' {
-			return fmt.Errorf("%w: path must be printable ASCII without '#' (percent-encode the rest)", ErrMessage)
-		}
+	if !allOf(p, classTarget) {
+		return fmt.Errorf("%w: path must be printable ASCII without '#' (percent-encode the rest)", ErrMessage)
 	}
 	return nil
+}
+
+// IsPlainTarget reports whether target is an origin-form request target
+// that net/url parses and spells again byte for byte, so that it can be
+// bound as received without parsing it (PROTOCOL.md §3.4): a path of only
+// A-Z a-z 0-9 - . _ ~ $ & + , / : ; = @ (no escape to re-encode) and a
+// query of printable ASCII other than '#'. Any other target needs the parse
+// and the comparison with OriginForm.
+func IsPlainTarget(target string) bool {
+	if target == "" || target[0] != '/' {
+		return false
+	}
+	path, query, _ := strings.Cut(target, "?")
+	return allOf(path, classPlainPath) && allOf(query, classTarget)
 }
 
 // OriginForm returns the origin-form of a request target as a server

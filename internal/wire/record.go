@@ -54,12 +54,14 @@ func DecodeRecordString(src string) (origin string, bd Binding, subject string, 
 	if len(src) < head+recordStrings || src[0] != recordForm {
 		return "", Binding{}, "", 0, 0, false
 	}
-	issued = int64(bigEndianUint64(src[1:]))
-	expires = int64(bigEndianUint64(src[9:]))
+	// []byte of a few bytes of src that does not escape: a copy on the
+	// stack, no allocation.
+	issued = int64(binary.BigEndian.Uint64([]byte(src[1:9])))
+	expires = int64(binary.BigEndian.Uint64([]byte(src[9:17])))
 	var strs [recordStrings]string
 	i := head
 	for k := range strs {
-		n, w := uvarint(src[i:])
+		n, w := binary.Uvarint([]byte(src[i:min(i+binary.MaxVarintLen64, len(src))]))
 		// Only the shortest form of each length: one record, one
 		// spelling.
 		if w <= 0 || w > 1 && src[i+w-1] == 0 || n > uint64(len(src)-i-w) {
@@ -74,31 +76,4 @@ func DecodeRecordString(src string) (origin string, bd Binding, subject string, 
 	}
 	bd = Binding{Audience: strs[1], Kind: strs[2], Method: strs[3], Path: strs[4], BodySHA256: strs[5], Action: strs[6]}
 	return strs[0], bd, strs[7], issued, expires, true
-}
-
-func bigEndianUint64(s string) uint64 {
-	_ = s[7] // one bounds check
-	return uint64(s[0])<<56 | uint64(s[1])<<48 | uint64(s[2])<<40 | uint64(s[3])<<32 |
-		uint64(s[4])<<24 | uint64(s[5])<<16 | uint64(s[6])<<8 | uint64(s[7])
-}
-
-// uvarint is binary.Uvarint of a string, step for step.
-func uvarint(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s); i++ {
-		if i == binary.MaxVarintLen64 {
-			return 0, -(i + 1) // overflow
-		}
-		b := s[i]
-		if b < 0x80 {
-			if i == binary.MaxVarintLen64-1 && b > 1 {
-				return 0, -(i + 1) // overflow
-			}
-			return x | uint64(b)<<shift, i + 1
-		}
-		x |= uint64(b&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
 }

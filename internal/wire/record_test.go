@@ -2,7 +2,6 @@ package wire_test
 
 import (
 	"bytes"
-	"encoding/binary"
 	"testing"
 
 	"github.com/domainconfirm/domainconfirm/internal/wire"
@@ -63,21 +62,6 @@ func FuzzDecodeRecord(f *testing.F) {
 		}
 		if again := wire.AppendRecord(nil, origin, &bd, subject, issued, expires); !bytes.Equal(again, raw) {
 			t.Fatalf("decoded %x, which encodes as %x", raw, again)
-		}
-	})
-}
-
-// FuzzUvarint: the string uvarint the record decoder uses is
-// binary.Uvarint.
-func FuzzUvarint(f *testing.F) {
-	f.Add([]byte{0x80, 0x01})
-	f.Add(bytes.Repeat([]byte{0xff}, 11))
-	f.Add(append(bytes.Repeat([]byte{0xff}, 9), 0x01))
-	f.Add(append(bytes.Repeat([]byte{0xff}, 9), 0x02))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		wantN, wantW := binary.Uvarint(b)
-		if n, w := wire.Uvarint(string(b)); n != wantN || w != wantW {
-			t.Fatalf("uvarint(%x) = %d, %d; binary.Uvarint: %d, %d", b, n, w, wantN, wantW)
 		}
 	})
 }

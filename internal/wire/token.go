@@ -489,8 +489,10 @@ func IsHexSHA256(s string) bool {
 // table load and OR per byte, without a branch per byte (hex digits and
 // letters alternate unpredictably).
 const (
-	classHex    = 1 << iota // 0-9 a-f
-	classBase64             // A-Z a-z 0-9 - _
+	classHex       = 1 << iota // 0-9 a-f
+	classBase64                // A-Z a-z 0-9 - _
+	classTarget                // printable ASCII but '#': a request target's bytes
+	classPlainPath             // what net/url keeps in a path: A-Z a-z 0-9 - . _ ~ $ & + , / : ; = @
 )
 
 var charClass = func() (t [256]uint8) {
@@ -500,6 +502,12 @@ var charClass = func() (t [256]uint8) {
 		}
 		if isBase64URL(byte(c)) {
 			t[c] |= classBase64
+		}
+		if c > ' ' && c < 0x7f && c != '#' {
+			t[c] |= classTarget
+		}
+		if isBase64URL(byte(c)) || strings.IndexByte(".~$&+,/:;=@", byte(c)) >= 0 {
+			t[c] |= classPlainPath
 		}
 	}
 	return t

@@ -417,6 +417,10 @@ func TestHexAndBase64Checks(t *testing.T) {
 			if got := wire.CheckID(id) == nil; got != isB64(byte(c)) {
 				t.Errorf("CheckID with byte %#x = %v", c, got)
 			}
+			path := "/ab" + string([]byte{byte(c)}) + "cd"
+			if got, want := wire.CheckPath(path) == nil, c > ' ' && c < 0x7f && c != '#'; got != want {
+				t.Errorf("CheckPath with byte %#x = %v, want %v", c, got, want)
+			}
 		}
 	}
 	for _, s := range []string{"", hex[:63], hex + "0", strings.ToUpper(hex)} {
